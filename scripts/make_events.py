@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Write the sample Lambda events in events/ (for `sam local invoke -e` and `cargo lambda invoke --data-file`).
+
+    python3 scripts/make_events.py [IMAGE]      # default IMAGE: ../shared/samples/kitten.jpg
+
+One event per trigger kind for `POST /predict` with IMAGE as a base64 multipart body (as API
+Gateway delivers it when multipart/form-data is a binary media type), one `GET /`, and bad
+requests named `bad-<status>-…` with the status each must get. Events that carry IMAGE's bytes
+(`predict-*.json`) are not committed: this script makes them from whatever image you give it.
+Standard library only; the output is deterministic.
+"""
+import base64
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+OUT = os.path.join(ROOT, "events")
+BOUNDARY = "------------------------d74496d66958873e"
+ACCOUNT = "123456789012"
+TIME = ("25/Nov/2026:12:00:00 +0000", 1795608000000)
+
+
+def multipart(field, filename, data, content_type="image/jpeg"):
+    head = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: {content_type}\r\n\r\n").encode()
+    return head + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def is_text(content_type):
+    """API Gateway passes these bodies as text; binary media types (multipart, images) as base64."""
+    return (content_type or "").startswith(("application/json", "text/"))
+
+
+def headers(content_type, length):
+    h = {"accept": "*/*", "host": "example.com", "user-agent": "curl/8.5.0",
+         "x-forwarded-for": "203.0.113.7", "x-forwarded-port": "443", "x-forwarded-proto": "https"}
+    if content_type:
+        h["content-type"] = content_type
+        h["content-length"] = str(length)
+    return h
+
+
+def rest_v1(method, path, body=None, content_type=None, stage="Prod"):
+    """API Gateway REST API (payload v1) proxy event."""
+    h = headers(content_type, len(body or b""))
+    return {
+        "resource": path, "path": path, "httpMethod": method,
+        "headers": h, "multiValueHeaders": {k: [v] for k, v in h.items()},
+        "queryStringParameters": None, "multiValueQueryStringParameters": None,
+        "pathParameters": None, "stageVariables": None,
+        "requestContext": {
+            "accountId": ACCOUNT, "apiId": "abc123defg", "resourceId": "r3s0urc3", "stage": stage,
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", "extendedRequestId": "BQGojGf6oAMFXhw=",
+            "resourcePath": path, "httpMethod": method, "path": f"/{stage}{path}", "protocol": "HTTP/1.1",
+            "requestTime": TIME[0], "requestTimeEpoch": TIME[1],
+            "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com", "domainPrefix": "abc123defg",
+            "identity": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0", "accountId": None,
+                         "caller": None, "user": None, "userArn": None, "accessKey": None,
+                         "cognitoIdentityId": None, "cognitoIdentityPoolId": None,
+                         "cognitoAuthenticationType": None, "cognitoAuthenticationProvider": None},
+        },
+        "body": base64.b64encode(body).decode() if body is not None else None,
+        "isBase64Encoded": body is not None,
+    }
+
+
+def http_v2(method, path, body=None, content_type=None, function_url=False):
+    """API Gateway HTTP API (payload v2) event, or the same shape as a Lambda Function URL sends it."""
+    domain = ("abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws" if function_url
+              else "abc123defg.execute-api.us-east-1.amazonaws.com")
+    route = "$default" if function_url else f"{method} {path}"
+    h = headers(content_type, len(body or b""))
+    h["host"] = domain
+    event = {
+        "version": "2.0", "routeKey": route, "rawPath": path, "rawQueryString": "",
+        "headers": h,
+        "requestContext": {
+            "accountId": ACCOUNT if not function_url else "anonymous", "apiId": domain.split(".")[0],
+            "domainName": domain, "domainPrefix": domain.split(".")[0],
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"},
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", "routeKey": route, "stage": "$default",
+            "time": TIME[0], "timeEpoch": TIME[1],
+        },
+        "isBase64Encoded": body is not None and not is_text(content_type),
+    }
+    if body is not None:
+        event["body"] = body.decode() if is_text(content_type) else base64.b64encode(body).decode()
+    return event
+
+
+def alb(method, path, body=None, content_type=None):
+    """Application Load Balancer target-group event."""
+    return {
+        "requestContext": {"elb": {"targetGroupArn": f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:targetgroup/densenet/0123456789abcdef"}},
+        "httpMethod": method, "path": path, "queryStringParameters": {},
+        "headers": headers(content_type, len(body or b"")),
+        "body": base64.b64encode(body).decode() if body is not None else "",
+        "isBase64Encoded": body is not None,
+    }
+
+
+def main():
+    image_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "..", "shared", "samples", "kitten.jpg")
+    with open(image_path, "rb") as f:
+        image = f.read()
+    name = os.path.basename(image_path)
+    form = f"multipart/form-data; boundary={BOUNDARY}"
+    upload = multipart("file", name, image)
+    events = {
+        # Answered with the prediction for IMAGE (not committed: they carry its bytes).
+        "predict-apigw-rest.json": rest_v1("POST", "/predict", upload, form),
+        "predict-apigw-http.json": http_v2("POST", "/predict", upload, form),
+        "predict-function-url.json": http_v2("POST", "/predict", upload, form, function_url=True),
+        "predict-alb.json": alb("POST", "/predict", upload, form),
+        # Answered with the tutorial's greeting.
+        "get-root-apigw-rest.json": rest_v1("GET", "/"),
+        "get-root-function-url.json": http_v2("GET", "/", function_url=True),
+        # Bad requests: the status each must get is in the name.
+        "bad-400-no-file-field-apigw-rest.json": rest_v1("POST", "/predict", multipart("image", "x.jpg", b"\xff\xd8\xff"), form),
+        "bad-415-not-an-image-apigw-http.json": http_v2("POST", "/predict", multipart("file", "notes.txt", b"just some text\n", "text/plain"), form),
+        "bad-415-json-body-function-url.json": http_v2("POST", "/predict", b'{"file": "kitten.jpg"}', "application/json", function_url=True),
+        "bad-405-get-predict-alb.json": alb("GET", "/predict"),
+        "bad-404-unknown-route-apigw-rest.json": rest_v1("GET", "/nope"),
+    }
+    os.makedirs(OUT, exist_ok=True)
+    for file_name, event in events.items():
+        with open(os.path.join(OUT, file_name), "w") as f:
+            json.dump(event, f, indent=2)
+            f.write("\n")
+    print(f"wrote {len(events)} events to {OUT} (image: {image_path}, {len(image)} bytes)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+//! Settings from the environment, read once at start-up, with the reasons for each default.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::api::App;
+use crate::classifier::Classifier;
+use crate::labels::Labels;
+use crate::model::{self, LazyModel, ModelOptions, ModelSource};
+use crate::preprocess::DecodeLimits;
+use crate::upload::UploadLimits;
+
+/// A setting that is present but unusable: start-up stops with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A numeric variable does not parse or is out of range.
+    #[error("{name}={value:?} is not valid: {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    /// `LABELS_PATH` names an unusable file.
+    #[error(transparent)]
+    Labels(#[from] crate::labels::LabelsError),
+}
+
+/// Everything the service can be told from outside.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the model comes from (`MODEL_PATH`; else the embedded model; else model/densenet121.onnx).
+    pub model: ModelSource,
+    /// Threads for inference (`MODEL_THREADS`, default: available CPUs).
+    pub model_options: ModelOptions,
+    /// A label file of the tutorial's shape (`LABELS_PATH`); the built-in ImageNet labels otherwise.
+    pub labels_path: Option<PathBuf>,
+    /// Request limits (`MAX_BODY_BYTES`, `MAX_PARTS`).
+    pub upload: UploadLimits,
+    /// Decode limits (`MAX_IMAGE_DIMENSION`, `MAX_DECODE_BYTES`).
+    pub decode: DecodeLimits,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let model = match lookup("MODEL_PATH").filter(|p| !p.is_empty()) {
+            Some(path) => ModelSource::File(PathBuf::from(path)),
+            None => crate::embedded::model()
+                .unwrap_or_else(|| ModelSource::File(model::default_model_path().to_path_buf())),
+        };
+        let number = |name: &'static str,
+                      default: usize,
+                      expected: &'static str|
+         -> Result<usize, ConfigError> {
+            match lookup(name) {
+                None => Ok(default),
+                Some(value) => match value.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(ConfigError::Invalid {
+                        name,
+                        value,
+                        expected,
+                    }),
+                },
+            }
+        };
+        let upload_defaults = UploadLimits::default();
+        let decode_defaults = DecodeLimits::default();
+        Ok(Config {
+            model,
+            model_options: ModelOptions {
+                threads: number(
+                    "MODEL_THREADS",
+                    ModelOptions::default().threads,
+                    "a positive thread count",
+                )?,
+            },
+            labels_path: lookup("LABELS_PATH")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            upload: UploadLimits {
+                max_body_bytes: number(
+                    "MAX_BODY_BYTES",
+                    upload_defaults.max_body_bytes,
+                    "a positive byte count",
+                )?,
+                max_parts: number(
+                    "MAX_PARTS",
+                    upload_defaults.max_parts,
+                    "a positive part count",
+                )?,
+            },
+            decode: DecodeLimits {
+                max_dimension: number(
+                    "MAX_IMAGE_DIMENSION",
+                    decode_defaults.max_dimension as usize,
+                    "a positive pixel count",
+                )?
+                .min(u32::MAX as usize) as u32,
+                max_alloc_bytes: number(
+                    "MAX_DECODE_BYTES",
+                    decode_defaults.max_alloc_bytes as usize,
+                    "a positive byte count",
+                )? as u64,
+            },
+        })
+    }
+
+    /// Builds the service; loads labels now (small), the model on first use.
+    pub fn build(&self) -> Result<App, ConfigError> {
+        let labels = match &self.labels_path {
+            Some(path) => Labels::from_json_file(path)?,
+            None => Labels::imagenet(),
+        };
+        let model = LazyModel::new(self.model.clone(), self.model_options);
+        let classifier = Classifier::new(model, labels, self.decode);
+        Ok(App::new(Arc::new(classifier), self.upload))
+    }
+}

@@ -1,0 +1,223 @@
+//! The ONNX classifier run by tract: load, optimise, keep once per process, run → logits.
+//!
+//! Loading DenseNet-121 (parse, declutter, optimise) is most of a cold start, so it happens on
+//! the first prediction only, never for `GET /`, and the optimised plan is shared by every later
+//! request and thread. A failed load is not cached: the next request tries again (and logs again),
+//! so fixing `MODEL_PATH` or the file heals a running server.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use once_cell::sync::OnceCell;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::internal::{bail, ensure};
+
+use crate::preprocess::{CROP, TENSOR_LEN};
+
+/// Where the model comes from.
+#[derive(Debug, Clone)]
+pub enum ModelSource {
+    /// An ONNX file on disk (`MODEL_PATH`, or the default location).
+    File(PathBuf),
+    /// An ONNX file compiled into the binary (the `embed-model` feature), so a deployed Lambda
+    /// needs nothing beside `bootstrap`.
+    Embedded {
+        name: &'static str,
+        bytes: &'static [u8],
+    },
+}
+
+impl ModelSource {
+    /// How the model is named in replies and error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            ModelSource::File(path) => path.display().to_string(),
+            ModelSource::Embedded { name, .. } => format!("{name} (embedded)"),
+        }
+    }
+}
+
+/// How tract runs the model.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelOptions {
+    /// Threads for matrix products; 1 runs on the calling thread only.
+    pub threads: usize,
+}
+
+impl Default for ModelOptions {
+    /// One thread per available CPU (a 1769 MB+ Lambda has two vCPUs).
+    fn default() -> Self {
+        ModelOptions {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// Why the model cannot answer. Every variant is our fault, not the client's: HTTP 500.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ModelError {
+    /// Nothing at the configured path.
+    #[error("the model file {path} does not exist; create it with `python3 model/export_densenet121.py` or set MODEL_PATH to an ONNX image classifier taking a [1,3,224,224] f32 input")]
+    Missing { path: String },
+    /// The file exists but tract cannot load it as a classifier with the expected contract.
+    #[error("the model {path} could not be loaded ({reason}); set MODEL_PATH to an ONNX image classifier with one [1,3,224,224] f32 input and one [1,N] output, or re-export it with `python3 model/export_densenet121.py`")]
+    Invalid { path: String, reason: String },
+    /// tract failed while running a loaded model.
+    #[error("the model failed while running: {0}")]
+    Run(String),
+}
+
+/// A loaded, optimised model ready to run.
+#[derive(Debug)]
+pub struct Model {
+    plan: Arc<TypedRunnableModel>,
+    classes: usize,
+    load_time: Duration,
+}
+
+impl Model {
+    /// Parses, checks and optimises the model for a batch of one 224×224 RGB image.
+    pub fn load(source: &ModelSource, options: ModelOptions) -> Result<Model, ModelError> {
+        let start = Instant::now();
+        let invalid = |e: TractError| ModelError::Invalid {
+            path: source.describe(),
+            reason: format!("{e:#}").replace('\n', " "),
+        };
+        let onnx = tract_onnx::onnx();
+        let inference = match source {
+            ModelSource::File(path) => {
+                if !path.is_file() {
+                    return Err(ModelError::Missing {
+                        path: path.display().to_string(),
+                    });
+                }
+                onnx.model_for_path(path).map_err(invalid)?
+            }
+            ModelSource::Embedded { bytes, .. } => onnx
+                .model_for_read(&mut std::io::Cursor::new(*bytes))
+                .map_err(invalid)?,
+        };
+        let side = CROP as usize;
+        let typed = inference
+            .with_input_fact(0, f32::fact([1, 3, side, side]).into())
+            .and_then(|m| m.into_optimized())
+            .map_err(invalid)?;
+        let classes = output_classes(&typed).map_err(invalid)?;
+        let run_options = RunOptions {
+            executor: executor(options.threads),
+            ..RunOptions::default()
+        };
+        let plan = typed
+            .into_runnable_with_options(&run_options)
+            .map_err(invalid)?;
+        Ok(Model {
+            plan,
+            classes,
+            load_time: start.elapsed(),
+        })
+    }
+
+    /// Runs one preprocessed image (`[3, 224, 224]` values) and returns its logits.
+    pub fn run(&self, image: &[f32]) -> Result<Vec<f32>, ModelError> {
+        let side = CROP as usize;
+        debug_assert_eq!(image.len(), TENSOR_LEN);
+        let input = Tensor::from_shape(&[1, 3, side, side], image)
+            .map_err(|e| ModelError::Run(e.to_string()))?;
+        let outputs = self
+            .plan
+            .run(tvec!(input.into()))
+            .map_err(|e| ModelError::Run(format!("{e:#}")))?;
+        let logits = outputs[0]
+            .to_plain_array_view::<f32>()
+            .map_err(|e| ModelError::Run(e.to_string()))?;
+        Ok(logits.iter().copied().collect())
+    }
+
+    /// Number of classes the model scores.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// How long parsing and optimising took.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+}
+
+/// Checks the model has one `[1, N]` f32 output and returns N.
+fn output_classes(model: &TypedModel) -> TractResult<usize> {
+    ensure!(
+        model.inputs.len() == 1,
+        "it has {} inputs, expected 1",
+        model.inputs.len()
+    );
+    ensure!(!model.outputs.is_empty(), "it has no output");
+    let fact = model.output_fact(0)?;
+    ensure!(
+        fact.datum_type == f32::datum_type(),
+        "its output is {:?}, expected f32",
+        fact.datum_type
+    );
+    let shape = fact.shape.as_concrete().map(|s| s.to_vec());
+    match shape.as_deref() {
+        Some([1, n]) if *n > 0 => Ok(*n),
+        _ => bail!(
+            "its output shape is {:?}, expected [1, N] class scores",
+            fact.shape
+        ),
+    }
+}
+
+/// The executor for `threads` matrix-product threads.
+fn executor(threads: usize) -> Option<tract_linalg::multithread::Executor> {
+    (threads > 1).then(|| tract_linalg::multithread::Executor::multithread(threads))
+}
+
+/// The process-wide model, loaded on first use and shared afterwards.
+#[derive(Debug)]
+pub struct LazyModel {
+    source: ModelSource,
+    options: ModelOptions,
+    cell: OnceCell<Arc<Model>>,
+}
+
+impl LazyModel {
+    /// Remembers where the model is; loads nothing yet.
+    pub fn new(source: ModelSource, options: ModelOptions) -> LazyModel {
+        LazyModel {
+            source,
+            options,
+            cell: OnceCell::new(),
+        }
+    }
+
+    /// The model, loading it if no earlier call succeeded. Concurrent first callers wait for one load.
+    pub fn get(&self) -> Result<Arc<Model>, ModelError> {
+        self.cell
+            .get_or_try_init(|| {
+                let model = Model::load(&self.source, self.options);
+                match &model {
+                    Ok(m) => tracing::info!(model = %self.source.describe(), load_ms = m.load_time.as_millis() as u64, classes = m.classes, "model loaded"),
+                    Err(e) => tracing::error!(model = %self.source.describe(), error = %e, "model load failed"),
+                }
+                model.map(Arc::new)
+            })
+            .cloned()
+    }
+
+    /// The model if it is already loaded, without loading it.
+    pub fn loaded(&self) -> Option<&Arc<Model>> {
+        self.cell.get()
+    }
+
+    /// Where the model comes from.
+    pub fn source(&self) -> &ModelSource {
+        &self.source
+    }
+}
+
+/// The documented default model location, relative to the working directory.
+pub fn default_model_path() -> &'static Path {
+    Path::new("model/densenet121.onnx")
+}

@@ -1,0 +1,80 @@
+//! The preprocessed tensor and the logits match torchvision + onnxruntime on every sample.
+
+mod common;
+
+use common::*;
+use densenet_lambda::classifier::argmax;
+use densenet_lambda::model::{Model, ModelOptions, ModelSource};
+use densenet_lambda::preprocess::{preprocess, DecodeLimits};
+
+fn tensor_diff(name: &str) -> (f32, f32) {
+    let ours = preprocess(&sample_bytes(name), DecodeLimits::default())
+        .unwrap()
+        .tensor;
+    let theirs = read_npy_f32(name);
+    assert_eq!(ours.len(), theirs.len());
+    let diffs: Vec<f32> = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .collect();
+    let max = diffs.iter().copied().fold(0.0, f32::max);
+    let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+    eprintln!("{name}: tensor max {max:.4} mean {mean:.5}");
+    (max, mean)
+}
+
+#[test]
+fn png_tensor_is_pil_exact() {
+    let (max, _) = tensor_diff("skimage_chelsea.png");
+    assert!(max <= 0.005, "max {max}");
+}
+
+#[test]
+fn jpeg_tensors_are_within_decoder_differences() {
+    for (name, _) in SAMPLES.iter().filter(|(n, _)| !n.ends_with(".png")) {
+        let (max, mean) = tensor_diff(name);
+        assert!(max <= 0.06, "{name}: max {max}");
+        assert!(mean <= 0.005, "{name}: mean {mean}");
+    }
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn densenet_graph_matches_onnxruntime_on_reference_tensors() {
+    let model = Model::load(&ModelSource::File(densenet()), ModelOptions::default()).unwrap();
+    assert_eq!(model.classes(), 1000);
+    for (name, _) in SAMPLES {
+        let logits = model.run(&read_npy_f32(name)).unwrap();
+        let diff = max_abs(
+            &logits,
+            &reference_logits(name, "densenet121_untrained_seed0"),
+        );
+        eprintln!("{name}: densenet logits max abs {diff:.2e}");
+        assert!(diff <= 1e-3, "{name}: {diff}");
+    }
+}
+
+#[test]
+fn efficientnet_end_to_end_from_files_matches_reference() {
+    let model = Model::load(&ModelSource::File(efficientnet()), ModelOptions::default()).unwrap();
+    for (name, expected) in SAMPLES {
+        let tensor = preprocess(&sample_bytes(name), DecodeLimits::default())
+            .unwrap()
+            .tensor;
+        let logits = model.run(&tensor).unwrap();
+        let reference = reference_logits(name, "efficientnet_lite0");
+        let diff = max_abs(&logits, &reference);
+        eprintln!("{name}: end-to-end logits max abs {diff:.4}");
+        assert!(diff <= 0.1, "{name}: {diff}");
+        assert_eq!(argmax(&logits), expected, "{name}");
+        assert_eq!(argmax(&reference), expected, "{name} reference");
+    }
+}

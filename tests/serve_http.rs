@@ -1,0 +1,191 @@
+//! `densenet-lambda serve` over real HTTP: the tutorial's curl gets the seed app's exact bytes.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{multipart, Client};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(model: &std::path::Path) -> Server {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_densenet-lambda"))
+        .args(["serve", "--port", &port.to_string()])
+        .env("MODEL_PATH", model)
+        .env("MAX_BODY_BYTES", "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Client::new().get(&server.base).send().is_err() {
+        assert!(Instant::now() < deadline, "serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+fn body(response: reqwest::blocking::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (status, content_type, response.text().unwrap())
+}
+
+/// Sends raw bytes on a fresh connection and reads the reply until the server closes it.
+fn raw_exchange(server: &Server, request: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut stream =
+        std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, reply)
+}
+
+#[test]
+fn tutorial_requests_get_the_seed_apps_bytes() {
+    let server = start(&common::efficientnet());
+    let client = Client::new();
+
+    let (status, ctype, text) = body(client.get(&server.base).send().unwrap());
+    assert_eq!((status, ctype.as_str()), (200, "application/json"));
+    assert_eq!(
+        text,
+        "{\"msg\":\"Try POSTing to the /predict endpoint with an RGB image attachment\"}\n"
+    );
+
+    // curl -X POST -H "Content-Type: multipart/form-data" …/predict -F "file=@kitten.jpg"
+    let form = multipart::Form::new()
+        .file("file", common::sample("kitten.jpg"))
+        .unwrap();
+    let (status, ctype, text) = body(
+        client
+            .post(format!("{}/predict", server.base))
+            .multipart(form)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!((status, ctype.as_str()), (200, "application/json"));
+    assert_eq!(text, "{\"class_id\":282,\"class_name\":\"tiger_cat\"}\n");
+}
+
+#[test]
+fn errors_are_json_with_the_right_status() {
+    let server = start(&common::efficientnet());
+    let client = Client::new();
+    let url = format!("{}/predict", server.base);
+    let error = |r: reqwest::blocking::Response| {
+        let (status, ctype, text) = body(r);
+        assert_eq!(ctype, "application/json", "{text}");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{text}"
+        );
+        status
+    };
+
+    // Wrong field name.
+    let form = multipart::Form::new().part(
+        "image",
+        multipart::Part::bytes(common::sample_bytes("kitten.jpg")),
+    );
+    assert_eq!(
+        error(client.post(&url).multipart(form).send().unwrap()),
+        400
+    );
+    // Not an image.
+    let form = multipart::Form::new().part(
+        "file",
+        multipart::Part::bytes(b"hello, world".to_vec()).file_name("a.jpg"),
+    );
+    assert_eq!(
+        error(client.post(&url).multipart(form).send().unwrap()),
+        415
+    );
+    // JSON body.
+    let r = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"file\":1}")
+        .send()
+        .unwrap();
+    assert_eq!(error(r), 415);
+    // Too large (the server was started with MAX_BODY_BYTES=1000000): refused from the
+    // Content-Length alone, before a byte of the body is sent.
+    let (status, text) = raw_exchange(
+        &server,
+        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 2000000\r\n\r\n",
+    );
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("{\"error\":"), "{text}");
+    // Wrong method, unknown route.
+    assert_eq!(error(client.get(&url).send().unwrap()), 405);
+    assert_eq!(
+        error(client.get(format!("{}/nope", server.base)).send().unwrap()),
+        404
+    );
+    // And the server still answers.
+    let mut r = client.get(&server.base).send().unwrap();
+    let mut text = String::new();
+    r.read_to_string(&mut text).unwrap();
+    assert!(text.contains("Try POSTing"));
+}
+
+#[test]
+fn missing_model_is_a_500_naming_the_file_and_get_still_answers() {
+    let server = start(std::path::Path::new("/nonexistent/densenet121.onnx"));
+    let client = Client::new();
+    let form = multipart::Form::new()
+        .file("file", common::sample("kitten.jpg"))
+        .unwrap();
+    let (status, _, text) = body(
+        client
+            .post(format!("{}/predict", server.base))
+            .multipart(form)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 500);
+    assert!(
+        text.contains("/nonexistent/densenet121.onnx") && text.contains("export_densenet121.py"),
+        "{text}"
+    );
+    assert_eq!(
+        client.get(&server.base).send().unwrap().status().as_u16(),
+        200
+    );
+}
