@@ -109,8 +109,14 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<DynamicImage, ImageE
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    if reader.format().is_none() {
-        return Err(ImageError::UnknownFormat);
+    match reader.format() {
+        None => return Err(ImageError::UnknownFormat),
+        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
+            return Err(ImageError::Corrupt(
+                "the JPEG data is truncated: no end-of-image marker after the last scan".into(),
+            ));
+        }
+        Some(_) => {}
     }
     let mut image_limits = image::Limits::default();
     image_limits.max_image_width = Some(limits.max_dimension);
@@ -132,6 +138,17 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<DynamicImage, ImageE
         });
     }
     Ok(image)
+}
+
+/// Whether a JPEG's last scan (SOS marker) is followed by an end-of-image marker. The decoder
+/// would fill a truncated image with grey and answer anyway; PIL refuses it, and so do we.
+/// (0xFF bytes inside scan data are always stuffed, so the marker pair cannot occur by chance.)
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes
+        .windows(2)
+        .rposition(|w| w == [0xFF, 0xDA])
+        .unwrap_or(0);
+    bytes[last_scan..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 /// Converts any colour mode to 8-bit RGB as PIL's `convert('RGB')` does for 8-bit data: grey is

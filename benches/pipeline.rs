@@ -1,0 +1,134 @@
+//! In-process breakdown of one `/predict`: decode, resize (+crop+normalise), inference, reply,
+//! plus the model load that dominates a cold start. Medians over repeated runs.
+//!
+//!     cargo bench --bench pipeline [-- --model M.onnx --image I.jpg --iters N --threads T --json]
+//!
+//! Defaults: ../shared/model/densenet121_untrained_seed0.onnx, ../shared/samples/kitten.jpg,
+//! 30 iterations, 1 thread. `--json` ends with one JSON line of the figures (for bench/compare.py).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use densenet_lambda::api::prediction_json;
+use densenet_lambda::classifier::{argmax, Prediction, Timings};
+use densenet_lambda::model::{Model, ModelOptions, ModelSource};
+use densenet_lambda::preprocess::{decode, into_rgb8, transform, DecodeLimits};
+
+struct Args {
+    model: PathBuf,
+    image: PathBuf,
+    iters: usize,
+    threads: usize,
+    json: bool,
+}
+
+fn args() -> Args {
+    let shared = std::env::var_os("SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let mut args = Args {
+        model: shared.join("model/densenet121_untrained_seed0.onnx"),
+        image: shared.join("samples/kitten.jpg"),
+        iters: 30,
+        threads: 1,
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--model" => args.model = it.next().expect("--model PATH").into(),
+            "--image" => args.image = it.next().expect("--image PATH").into(),
+            "--iters" => args.iters = it.next().and_then(|v| v.parse().ok()).expect("--iters N"),
+            "--threads" => {
+                args.threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N")
+            }
+            "--json" => args.json = true,
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    args
+}
+
+fn median(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1000.0
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let value = f();
+    (value, start.elapsed())
+}
+
+fn main() {
+    let args = args();
+    let bytes = std::fs::read(&args.image).expect("read image");
+    let (model, load) = time(|| {
+        Model::load(
+            &ModelSource::File(args.model.clone()),
+            ModelOptions {
+                threads: args.threads,
+            },
+        )
+        .expect("load model")
+    });
+
+    let (mut decode_t, mut resize_t, mut infer_t, mut reply_t) = (vec![], vec![], vec![], vec![]);
+    let mut size = (0, 0);
+    for i in 0..args.iters + 3 {
+        let (image, d) = time(|| decode(&bytes, DecodeLimits::default()).expect("decode"));
+        size = (image.width(), image.height());
+        let (tensor, r) = time(|| transform(&into_rgb8(image)));
+        let (logits, n) = time(|| model.run(&tensor).expect("run"));
+        let (_, p) = time(|| {
+            let class_id = argmax(&logits);
+            let prediction = Prediction {
+                class_id,
+                class_name: "x".into(),
+                logits,
+                source_size: size,
+                timings: Timings::default(),
+            };
+            prediction_json(&prediction, None)
+        });
+        if i >= 3 {
+            decode_t.push(d);
+            resize_t.push(r);
+            infer_t.push(n);
+            reply_t.push(p);
+        }
+    }
+    let (decode_ms, resize_ms, infer_ms, reply_ms) = (
+        median(decode_t),
+        median(resize_t),
+        median(infer_t),
+        median(reply_t),
+    );
+    println!("model     {}", args.model.display());
+    println!(
+        "image     {} ({}x{}, {} bytes)",
+        args.image.display(),
+        size.0,
+        size.1,
+        bytes.len()
+    );
+    println!("threads   {}   iterations {}", args.threads, args.iters);
+    println!(
+        "model load (parse + optimise): {:8.1} ms",
+        load.as_secs_f64() * 1000.0
+    );
+    println!("decode                 median: {decode_ms:8.2} ms");
+    println!("resize+crop+normalise  median: {resize_ms:8.2} ms");
+    println!("inference              median: {infer_ms:8.2} ms");
+    println!("reply (argmax + JSON)  median: {reply_ms:8.3} ms");
+    if args.json {
+        println!(
+            "{{\"model_load_ms\":{:.1},\"decode_ms_p50\":{decode_ms:.3},\"preprocess_ms_p50\":{resize_ms:.3},\"inference_ms_p50\":{infer_ms:.3},\"reply_ms_p50\":{reply_ms:.4},\"threads\":{},\"image\":\"{}\",\"width\":{},\"height\":{}}}",
+            load.as_secs_f64() * 1000.0,
+            args.threads,
+            args.image.display(),
+            size.0,
+            size.1
+        );
+    }
+}
