@@ -8,6 +8,8 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::classifier::{Classifier, ClassifyError, Prediction, Scored};
+use crate::cors::Cors;
+use crate::model_info::{self, ChecksumCache};
 use crate::preprocess::ImageError;
 use crate::upload::{self, UploadError, UploadLimits};
 
@@ -27,16 +29,20 @@ pub struct ApiRequest {
     pub content_type: Option<String>,
     /// The whole body (already base64-decoded by the edge).
     pub body: Bytes,
+    /// The `Origin` header, for CORS.
+    pub origin: Option<String>,
 }
 
-/// A reply: always JSON.
+/// A reply: JSON but for the opt-in upload page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiReply {
     /// HTTP status code.
     pub status: u16,
-    /// Extra headers beyond `content-type: application/json` (e.g. `allow` on 405).
+    /// The `content-type` header ([`JSON`] for every API reply).
+    pub content_type: &'static str,
+    /// Extra headers (e.g. `allow` on 405, CORS).
     pub headers: Vec<(&'static str, String)>,
-    /// JSON text, formatted as Flask's `jsonify` formats it.
+    /// The body: JSON text formatted as Flask's `jsonify` formats it, or the upload page.
     pub body: String,
 }
 
@@ -48,7 +54,7 @@ pub const JSON: &str = "application/json";
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// No such route.
-    #[error("no route {0}; try GET / or POST /predict")]
+    #[error("no route {0}; try GET / or POST /predict (GET /openapi.json lists every route)")]
     NotFound(String),
     /// The route exists, not with this method.
     #[error("method {method} is not allowed on {path}; use {allowed}")]
@@ -66,6 +72,9 @@ pub enum ApiError {
     /// The image or the model failed.
     #[error(transparent)]
     Classify(#[from] ClassifyError),
+    /// One of several uploaded images failed.
+    #[error("file {} of the upload: {error}", index + 1)]
+    InFile { index: usize, error: ClassifyError },
     /// A bug or a crashed worker: never the client's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -80,9 +89,12 @@ impl ApiError {
             ApiError::Upload(UploadError::ContentType(_)) => 415,
             ApiError::Upload(UploadError::TooLarge(_)) => 413,
             ApiError::Upload(_) | ApiError::BadQuery(_) => 400,
-            ApiError::Classify(ClassifyError::Image(ImageError::TooLarge { .. })) => 413,
-            ApiError::Classify(ClassifyError::Image(_)) => 415,
-            ApiError::Classify(ClassifyError::Model(_)) | ApiError::Internal(_) => 500,
+            ApiError::Classify(error) | ApiError::InFile { error, .. } => match error {
+                ClassifyError::Image(ImageError::TooLarge { .. }) => 413,
+                ClassifyError::Image(_) => 415,
+                ClassifyError::Model(_) => 500,
+            },
+            ApiError::Internal(_) => 500,
         }
     }
 
@@ -107,6 +119,11 @@ struct ErrorBody {
 }
 
 #[derive(Serialize)]
+struct Health {
+    status: &'static str,
+}
+
+#[derive(Serialize)]
 struct Greeting {
     msg: &'static str,
 }
@@ -127,17 +144,45 @@ struct TopK<'a> {
     probability: f32,
 }
 
+/// Opt-in additions beyond the tutorial; all off by default.
+#[derive(Debug, Clone, Default)]
+pub struct Features {
+    /// Cross-origin access for browser clients (`CORS_ALLOW_ORIGINS`).
+    pub cors: Cors,
+    /// The upload page at `GET /ui` (`UI_ENABLED=1`).
+    pub ui: bool,
+}
+
 /// The service: shared, immutable state behind both edges.
 #[derive(Debug, Clone)]
 pub struct App {
     classifier: Arc<Classifier>,
     limits: UploadLimits,
+    features: Features,
+    checksums: Arc<ChecksumCache>,
 }
 
+/// The OpenAPI 3 document of every route and status, served at `GET /openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// The upload page served at `GET /ui` when enabled.
+const UI_PAGE: &str = include_str!("ui.html");
+
 impl App {
-    /// Wraps a classifier with the request limits.
+    /// Wraps a classifier with the request limits; no opt-in features.
     pub fn new(classifier: Arc<Classifier>, limits: UploadLimits) -> App {
-        App { classifier, limits }
+        App {
+            classifier,
+            limits,
+            features: Features::default(),
+            checksums: Arc::default(),
+        }
+    }
+
+    /// Turns on opt-in features.
+    pub fn with_features(mut self, features: Features) -> App {
+        self.features = features;
+        self
     }
 
     /// The request limits in force (the edges enforce the body size before buffering).
@@ -147,49 +192,110 @@ impl App {
 
     /// Answers one request. Never fails: every error is a JSON reply with its status.
     pub async fn handle(&self, request: ApiRequest) -> ApiReply {
-        self.route(request).await.unwrap_or_else(|e| {
+        let origin = request.origin.clone();
+        let mut reply = self.route(request).await.unwrap_or_else(|e| {
             if e.status() >= 500 {
                 tracing::error!(error = %e, "request failed");
             } else {
                 tracing::info!(status = e.status(), error = %e, "request refused");
             }
             e.into_reply()
-        })
+        });
+        reply
+            .headers
+            .extend(self.features.cors.headers(origin.as_deref()));
+        reply
     }
 
     async fn route(&self, request: ApiRequest) -> Result<ApiReply, ApiError> {
         let method = request.method.as_str();
+        let get = |reply: fn(&App) -> ApiReply| match method {
+            "GET" | "HEAD" => Ok(reply(self)),
+            _ => Err(not_allowed(&request, "GET")),
+        };
         match request.path.as_str() {
-            "/" => match method {
-                "GET" | "HEAD" => Ok(json_reply(200, &Greeting { msg: GREETING })),
-                _ => Err(not_allowed(&request, "GET")),
-            },
+            "/" => get(|_| json_reply(200, &Greeting { msg: GREETING })),
             "/predict" => match method {
                 "POST" => self.predict(request).await,
+                "OPTIONS" if self.features.cors.enabled() => {
+                    let mut reply = ApiReply {
+                        status: 204,
+                        content_type: JSON,
+                        headers: Vec::new(),
+                        body: String::new(),
+                    };
+                    reply
+                        .headers
+                        .extend(self.features.cors.preflight_headers("POST"));
+                    Ok(reply)
+                }
                 _ => Err(not_allowed(&request, "POST")),
             },
+            "/health" => get(|_| json_reply(200, &Health { status: "ok" })),
+            "/model" => get(|app| {
+                json_reply(
+                    200,
+                    &model_info::describe(app.classifier.model(), &app.checksums),
+                )
+            }),
+            "/openapi.json" => get(|_| ApiReply {
+                status: 200,
+                content_type: JSON,
+                headers: Vec::new(),
+                body: OPENAPI.to_owned(),
+            }),
+            "/ui" if self.features.ui => get(|_| ApiReply {
+                status: 200,
+                content_type: "text/html; charset=utf-8",
+                headers: Vec::new(),
+                body: UI_PAGE.to_owned(),
+            }),
             other => Err(ApiError::NotFound(other.to_owned())),
         }
     }
 
+    /// `POST /predict`: one image → one reply object (the tutorial's); several `file` parts →
+    /// an array of replies in upload order.
     async fn predict(&self, request: ApiRequest) -> Result<ApiReply, ApiError> {
         let topk = parse_topk(request.query.as_deref())?;
         let images =
             upload::images(request.content_type.as_deref(), request.body, self.limits).await?;
-        let Some(image) = images.into_iter().next() else {
-            return Err(UploadError::MissingFile.into());
-        };
+        let several = images.len() > 1;
         let classifier = Arc::clone(&self.classifier);
-        let size = image.len();
-        let prediction = tokio::task::spawn_blocking(move || classifier.classify(&image))
-            .await
-            .map_err(|e| ApiError::Internal(format!("the classification task failed: {e}")))??;
-        log_prediction(&prediction, size);
-        let scored = topk.map(|k| self.classifier.top_k(&prediction, k));
-        Ok(json_reply(
-            200,
-            &prediction_reply(&prediction, scored.as_deref()),
-        ))
+        let predictions = tokio::task::spawn_blocking(move || {
+            images
+                .iter()
+                .enumerate()
+                .map(|(i, image)| {
+                    let prediction = classifier.classify(image).map_err(|e| (i, e))?;
+                    log_prediction(&prediction, image.len());
+                    Ok(prediction)
+                })
+                .collect::<Result<Vec<_>, (usize, ClassifyError)>>()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("the classification task failed: {e}")))?
+        .map_err(|(index, error)| {
+            if several {
+                ApiError::InFile { index, error }
+            } else {
+                error.into()
+            }
+        })?;
+        let scored: Vec<Option<Vec<Scored>>> = predictions
+            .iter()
+            .map(|p| topk.map(|k| self.classifier.top_k(p, k)))
+            .collect();
+        let replies: Vec<PredictReply> = predictions
+            .iter()
+            .zip(&scored)
+            .map(|(p, s)| prediction_reply(p, s.as_deref()))
+            .collect();
+        Ok(if several {
+            json_reply(200, &replies)
+        } else {
+            json_reply(200, &replies[0])
+        })
     }
 }
 
@@ -266,6 +372,7 @@ fn to_json<T: Serialize>(value: &T) -> String {
 fn json_reply<T: Serialize>(status: u16, value: &T) -> ApiReply {
     ApiReply {
         status,
+        content_type: JSON,
         headers: Vec::new(),
         body: to_json(value),
     }

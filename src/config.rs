@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::api::App;
+use crate::api::{App, Features};
 use crate::classifier::Classifier;
+use crate::cors::Cors;
 use crate::labels::Labels;
 use crate::model::{self, LazyModel, ModelOptions, ModelSource};
 use crate::preprocess::DecodeLimits;
@@ -38,6 +39,8 @@ pub struct Config {
     pub upload: UploadLimits,
     /// Decode limits (`MAX_IMAGE_DIMENSION`, `MAX_DECODE_BYTES`).
     pub decode: DecodeLimits,
+    /// Opt-in additions (`CORS_ALLOW_ORIGINS`, `UI_ENABLED`).
+    pub features: Features,
 }
 
 impl Config {
@@ -108,6 +111,13 @@ impl Config {
                     "a positive byte count",
                 )? as u64,
             },
+            features: Features {
+                cors: Cors::parse(lookup("CORS_ALLOW_ORIGINS").as_deref()),
+                ui: matches!(
+                    lookup("UI_ENABLED").as_deref().map(str::trim),
+                    Some("1" | "true" | "yes")
+                ),
+            },
         })
     }
 
@@ -119,6 +129,6 @@ impl Config {
         };
         let model = LazyModel::new(self.model.clone(), self.model_options);
         let classifier = Classifier::new(model, labels, self.decode);
-        Ok(App::new(Arc::new(classifier), self.upload))
+        Ok(App::new(Arc::new(classifier), self.upload).with_features(self.features.clone()))
     }
 }

@@ -7,7 +7,7 @@
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::api::{ApiReply, ApiRequest, App, JSON};
+use crate::api::{ApiReply, ApiRequest, App};
 
 /// Runs the Lambda runtime loop until the runtime stops it. The handler never returns `Err`:
 /// API Gateway would turn that into a bare 502.
@@ -38,13 +38,18 @@ pub fn to_api_request(event: Request) -> ApiRequest {
         method: parts.method.as_str().to_owned(),
         path,
         query: parts.uri.query().map(str::to_owned),
-        content_type: parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        content_type: header(&parts.headers, http::header::CONTENT_TYPE),
         body,
+        origin: header(&parts.headers, http::header::ORIGIN),
     }
+}
+
+/// A header's value, if present and ASCII.
+fn header(headers: &http::HeaderMap, name: http::header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// The API Gateway stage of the event, if it has a named one.
@@ -80,7 +85,7 @@ pub fn route_path(path: &str, stage: Option<&str>) -> String {
 pub fn to_response(reply: ApiReply) -> Response<Body> {
     let mut builder = Response::builder()
         .status(reply.status)
-        .header(http::header::CONTENT_TYPE, JSON);
+        .header(http::header::CONTENT_TYPE, reply.content_type);
     for (name, value) in &reply.headers {
         builder = builder.header(*name, value.as_str());
     }

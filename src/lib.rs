@@ -9,10 +9,12 @@
 pub mod api;
 pub mod classifier;
 pub mod config;
+pub mod cors;
 pub mod embedded;
 pub mod labels;
 pub mod lambda;
 pub mod model;
+pub mod model_info;
 pub mod preprocess;
 pub mod serve;
 pub mod upload;

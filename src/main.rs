@@ -28,6 +28,8 @@ ENVIRONMENT:
     MAX_PARTS            most multipart parts (default 16)
     MAX_IMAGE_DIMENSION  largest image width or height (default 16384)
     MAX_DECODE_BYTES     most memory one decode may allocate (default 536870912)
+    CORS_ALLOW_ORIGINS   browser origins allowed to call the API: `*` or a comma list (default: off)
+    UI_ENABLED           1 serves an upload page at GET /ui (default: off)
 ";
 
 fn main() -> ExitCode {
@@ -152,6 +154,7 @@ fn classify_mode(app: App, args: &[String]) -> ExitCode {
             query: query.clone(),
             content_type: Some("application/octet-stream".into()),
             body,
+            origin: None,
         };
         let reply = rt.block_on(app.handle(request));
         failed |= reply.status != 200;

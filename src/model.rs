@@ -15,6 +15,9 @@ use tract_onnx::tract_hir::internal::{bail, ensure};
 
 use crate::preprocess::{CROP, TENSOR_LEN};
 
+/// The tract release this crate pins in Cargo.toml (a test keeps the two equal).
+pub const TRACT_VERSION: &str = "0.23.9";
+
 /// Where the model comes from.
 #[derive(Debug, Clone)]
 pub enum ModelSource {

@@ -13,7 +13,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::api::{ApiError, ApiReply, ApiRequest, App, JSON};
+use crate::api::{ApiError, ApiReply, ApiRequest, App};
 use crate::upload::UploadError;
 
 /// Binds 127.0.0.1:`port` and answers requests until the process ends.
@@ -84,12 +84,9 @@ async fn answer(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> 
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
-        content_type: parts
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        content_type: header(&parts.headers, CONTENT_TYPE),
         body,
+        origin: header(&parts.headers, hyper::header::ORIGIN),
     };
     let head = api_request.method == "HEAD";
     let mut response = to_response(app.handle(api_request).await);
@@ -97,6 +94,14 @@ async fn answer(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> 
         *response.body_mut() = Full::new(Bytes::new());
     }
     response
+}
+
+/// A header's value, if present and ASCII.
+fn header(headers: &hyper::HeaderMap, name: hyper::header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// Asks the client to close the connection: the rest of an oversized body is never read.
@@ -111,7 +116,7 @@ fn closing(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
 fn to_response(reply: ApiReply) -> Response<Full<Bytes>> {
     let mut builder = Response::builder()
         .status(reply.status)
-        .header(CONTENT_TYPE, JSON);
+        .header(CONTENT_TYPE, reply.content_type);
     for (name, value) in &reply.headers {
         builder = builder.header(*name, value.as_str());
     }

@@ -332,6 +332,7 @@ async fn check_in_process(app: &App, case: &Case) {
         query,
         content_type: case.content_type.clone(),
         body: case.body.clone().into(),
+        origin: None,
     };
     let reply = app.handle(request).await;
     assert_reply("api", case, reply.status, &reply.body);
@@ -440,6 +441,7 @@ async fn corrupt_model_is_a_500_naming_the_file_and_get_still_answers() {
         query: None,
         content_type: Some("image/jpeg".into()),
         body: body.into(),
+        origin: None,
     };
     for _ in 0..2 {
         let reply = app
