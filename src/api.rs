@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
 use crate::classifier::{Classifier, ClassifyError, Prediction, Scored};
 use crate::cors::Cors;
@@ -160,6 +161,9 @@ pub struct App {
     limits: UploadLimits,
     features: Features,
     checksums: Arc<ChecksumCache>,
+    /// Decodes and inferences running at once. More than one per CPU only adds memory (each
+    /// holds a decoded image) without adding throughput, so requests beyond it wait their turn.
+    slots: Arc<Semaphore>,
 }
 
 /// The OpenAPI 3 document of every route and status, served at `GET /openapi.json`.
@@ -171,11 +175,13 @@ const UI_PAGE: &str = include_str!("ui.html");
 impl App {
     /// Wraps a classifier with the request limits; no opt-in features.
     pub fn new(classifier: Arc<Classifier>, limits: UploadLimits) -> App {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         App {
             classifier,
             limits,
             features: Features::default(),
             checksums: Arc::default(),
+            slots: Arc::new(Semaphore::new(cpus)),
         }
     }
 
@@ -262,7 +268,12 @@ impl App {
             upload::images(request.content_type.as_deref(), request.body, self.limits).await?;
         let several = images.len() > 1;
         let classifier = Arc::clone(&self.classifier);
+        let slot = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .map_err(|e| ApiError::Internal(format!("the classification queue is closed: {e}")))?;
         let predictions = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             images
                 .iter()
                 .enumerate()

@@ -6,6 +6,8 @@
 //! (`classifier` and below) knows nothing of HTTP or Lambda, so the CLI and the benches call it
 //! directly.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod classifier;
 pub mod config;

@@ -1,5 +1,7 @@
 //! `densenet-lambda`: picks the mode (Lambda function, `serve`, `classify`) and nothing else.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use bytes::Bytes;
@@ -71,9 +73,13 @@ fn with_app(mode: impl FnOnce(App) -> ExitCode) -> ExitCode {
     }
 }
 
+/// The async runtime. Classification runs on its blocking pool, at most one per CPU at a time
+/// (`App`'s slots); keeping those threads alive rather than re-creating them after 10 s idle
+/// keeps the allocator's per-thread arenas, and so the process's memory, from creeping up.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_keep_alive(std::time::Duration::from_secs(24 * 3600))
         .build()
 }
 
