@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use densenet_lambda::api::prediction_json;
 use densenet_lambda::classifier::{argmax, Prediction, Timings};
 use densenet_lambda::model::{Model, ModelOptions, ModelSource};
-use densenet_lambda::preprocess::{decode, into_rgb8, transform, DecodeLimits};
+use densenet_lambda::preprocess::{decode_for_model, into_rgb8, transform, DecodeOptions};
 
 struct Args {
     model: PathBuf,
@@ -73,11 +73,16 @@ fn main() {
         .expect("load model")
     });
 
+    let decode_options = DecodeOptions {
+        jpeg_dct_scaling: std::env::var("JPEG_DCT_SCALING").as_deref() != Ok("0"),
+        ..DecodeOptions::default()
+    };
     let (mut decode_t, mut resize_t, mut infer_t, mut reply_t) = (vec![], vec![], vec![], vec![]);
     let mut size = (0, 0);
     for i in 0..args.iters + 3 {
-        let (image, d) = time(|| decode(&bytes, DecodeLimits::default()).expect("decode"));
-        size = (image.width(), image.height());
+        let ((image, full_size), d) =
+            time(|| decode_for_model(&bytes, decode_options).expect("decode"));
+        size = full_size;
         let (tensor, r) = time(|| transform(&into_rgb8(image)));
         let (logits, n) = time(|| model.run(&tensor).expect("run"));
         let (_, p) = time(|| {

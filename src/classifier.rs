@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::labels::Labels;
 use crate::model::{LazyModel, ModelError};
-use crate::preprocess::{self, DecodeLimits, ImageError};
+use crate::preprocess::{self, DecodeOptions, ImageError};
 
 /// What the tutorial answers for an image: the arg-max class and its label, plus the scores.
 #[derive(Debug, Clone)]
@@ -62,12 +62,12 @@ pub enum ClassifyError {
 pub struct Classifier {
     model: LazyModel,
     labels: Labels,
-    limits: DecodeLimits,
+    limits: DecodeOptions,
 }
 
 impl Classifier {
     /// Assembles a classifier; the model loads on the first [`Classifier::classify`].
-    pub fn new(model: LazyModel, labels: Labels, limits: DecodeLimits) -> Classifier {
+    pub fn new(model: LazyModel, labels: Labels, limits: DecodeOptions) -> Classifier {
         Classifier {
             model,
             labels,

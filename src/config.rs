@@ -8,7 +8,7 @@ use crate::classifier::Classifier;
 use crate::cors::Cors;
 use crate::labels::Labels;
 use crate::model::{self, LazyModel, ModelOptions, ModelSource};
-use crate::preprocess::DecodeLimits;
+use crate::preprocess::DecodeOptions;
 use crate::upload::UploadLimits;
 
 /// A setting that is present but unusable: start-up stops with this message.
@@ -37,8 +37,8 @@ pub struct Config {
     pub labels_path: Option<PathBuf>,
     /// Request limits (`MAX_BODY_BYTES`, `MAX_PARTS`).
     pub upload: UploadLimits,
-    /// Decode limits (`MAX_IMAGE_DIMENSION`, `MAX_DECODE_BYTES`).
-    pub decode: DecodeLimits,
+    /// Decode limits and speed-ups (`MAX_IMAGE_DIMENSION`, `MAX_DECODE_BYTES`, `JPEG_DCT_SCALING`).
+    pub decode: DecodeOptions,
     /// Opt-in additions (`CORS_ALLOW_ORIGINS`, `UI_ENABLED`).
     pub features: Features,
 }
@@ -73,7 +73,7 @@ impl Config {
             }
         };
         let upload_defaults = UploadLimits::default();
-        let decode_defaults = DecodeLimits::default();
+        let decode_defaults = DecodeOptions::default();
         Ok(Config {
             model,
             model_options: ModelOptions {
@@ -98,7 +98,7 @@ impl Config {
                     "a positive part count",
                 )?,
             },
-            decode: DecodeLimits {
+            decode: DecodeOptions {
                 max_dimension: number(
                     "MAX_IMAGE_DIMENSION",
                     decode_defaults.max_dimension as usize,
@@ -110,6 +110,7 @@ impl Config {
                     decode_defaults.max_alloc_bytes as usize,
                     "a positive byte count",
                 )? as u64,
+                jpeg_dct_scaling: lookup("JPEG_DCT_SCALING").as_deref().map(str::trim) != Some("0"),
             },
             features: Features {
                 cors: Cors::parse(lookup("CORS_ALLOW_ORIGINS").as_deref()),

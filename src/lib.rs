@@ -13,6 +13,7 @@ pub mod classifier;
 pub mod config;
 pub mod cors;
 pub mod embedded;
+pub mod kernels;
 pub mod labels;
 pub mod lambda;
 pub mod model;

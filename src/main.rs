@@ -30,6 +30,7 @@ ENVIRONMENT:
     MAX_PARTS            most multipart parts (default 16)
     MAX_IMAGE_DIMENSION  largest image width or height (default 16384)
     MAX_DECODE_BYTES     most memory one decode may allocate (default 536870912)
+    JPEG_DCT_SCALING     0 decodes large JPEGs at full size before resizing (default: DCT-scaled)
     CORS_ALLOW_ORIGINS   browser origins allowed to call the API: `*` or a comma list (default: off)
     UI_ENABLED           1 serves an upload page at GET /ui (default: off)
 ";

@@ -83,6 +83,9 @@ impl Model {
     /// Parses, checks and optimises the model for a batch of one 224×224 RGB image.
     pub fn load(source: &ModelSource, options: ModelOptions) -> Result<Model, ModelError> {
         let start = Instant::now();
+        if let Some(edit) = crate::kernels::tune() {
+            tracing::debug!(edit, "tract kernel choice adjusted for this CPU");
+        }
         let invalid = |e: TractError| ModelError::Invalid {
             path: source.describe(),
             reason: format!("{e:#}").replace('\n', " "),

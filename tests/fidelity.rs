@@ -5,10 +5,10 @@ mod common;
 use common::*;
 use densenet_lambda::classifier::argmax;
 use densenet_lambda::model::{Model, ModelOptions, ModelSource};
-use densenet_lambda::preprocess::{preprocess, DecodeLimits};
+use densenet_lambda::preprocess::{preprocess, DecodeOptions};
 
 fn tensor_diff(name: &str) -> (f32, f32) {
-    let ours = preprocess(&sample_bytes(name), DecodeLimits::default())
+    let ours = preprocess(&sample_bytes(name), DecodeOptions::default())
         .unwrap()
         .tensor;
     let theirs = read_npy_f32(name);
@@ -66,7 +66,7 @@ fn densenet_graph_matches_onnxruntime_on_reference_tensors() {
 fn efficientnet_end_to_end_from_files_matches_reference() {
     let model = Model::load(&ModelSource::File(efficientnet()), ModelOptions::default()).unwrap();
     for (name, expected) in SAMPLES {
-        let tensor = preprocess(&sample_bytes(name), DecodeLimits::default())
+        let tensor = preprocess(&sample_bytes(name), DecodeOptions::default())
             .unwrap()
             .tensor;
         let logits = model.run(&tensor).unwrap();
@@ -77,4 +77,51 @@ fn efficientnet_end_to_end_from_files_matches_reference() {
         assert_eq!(argmax(&logits), expected, "{name}");
         assert_eq!(argmax(&reference), expected, "{name} reference");
     }
+}
+
+/// A large JPEG (kitten upscaled to 2880×2880, as a phone photo would be) decoded at a reduced
+/// DCT scale gives the same top-1 as the full decode, with a small tensor difference.
+#[test]
+fn dct_scaled_decoding_of_large_jpegs_keeps_the_answer() {
+    use densenet_lambda::preprocess::DCT_SCALED_SIDE;
+    let kitten = image::load_from_memory(&sample_bytes("kitten.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let big = image::imageops::resize(&kitten, 2880, 2880, image::imageops::FilterType::Triangle);
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 92)
+        .encode_image(&big)
+        .unwrap();
+    assert!(
+        2880 >= 2 * DCT_SCALED_SIDE,
+        "the image must be large enough to be scaled"
+    );
+    let full = preprocess(
+        &jpeg,
+        DecodeOptions {
+            jpeg_dct_scaling: false,
+            ..DecodeOptions::default()
+        },
+    )
+    .unwrap();
+    let scaled = preprocess(&jpeg, DecodeOptions::default()).unwrap();
+    assert_eq!(scaled.source_size, (2880, 2880));
+    let diffs: Vec<f32> = full
+        .tensor
+        .iter()
+        .zip(&scaled.tensor)
+        .map(|(a, b)| (a - b).abs())
+        .collect();
+    let max = diffs.iter().copied().fold(0.0, f32::max);
+    let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+    eprintln!("2880x2880 JPEG, DCT-scaled vs full decode: tensor max {max:.4} mean {mean:.5}");
+    assert!(mean <= 0.01, "mean {mean}");
+    let model = Model::load(&ModelSource::File(efficientnet()), ModelOptions::default()).unwrap();
+    let (a, b) = (
+        model.run(&full.tensor).unwrap(),
+        model.run(&scaled.tensor).unwrap(),
+    );
+    eprintln!("logits max abs {:.4}", max_abs(&a, &b));
+    assert_eq!(argmax(&a), 282);
+    assert_eq!(argmax(&b), 282);
 }

@@ -8,7 +8,7 @@ use densenet_lambda::api::App;
 use densenet_lambda::classifier::Classifier;
 use densenet_lambda::labels::Labels;
 use densenet_lambda::model::{LazyModel, ModelOptions, ModelSource};
-use densenet_lambda::preprocess::DecodeLimits;
+use densenet_lambda::preprocess::DecodeOptions;
 use densenet_lambda::upload::UploadLimits;
 
 /// The folder with model/, samples/ and reference/: `SHARED_DIR`, else `../shared` beside the repo.
@@ -88,7 +88,7 @@ pub fn reference_logits(name: &str, model: &str) -> Vec<f32> {
 /// A service like the binary builds, on a given model file, with default limits.
 pub fn app_with_model(path: PathBuf) -> App {
     let model = LazyModel::new(ModelSource::File(path), ModelOptions { threads: 1 });
-    let classifier = Classifier::new(model, Labels::imagenet(), DecodeLimits::default());
+    let classifier = Classifier::new(model, Labels::imagenet(), DecodeOptions::default());
     App::new(Arc::new(classifier), UploadLimits::default())
 }
 
