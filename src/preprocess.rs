@@ -114,12 +114,12 @@ pub fn preprocess(bytes: &[u8], options: DecodeOptions) -> Result<Preprocessed, 
     })
 }
 
+/// A decoded image and the width and height it has in the file (before any DCT scaling).
+pub type Decoded = (DynamicImage, (u32, u32));
+
 /// Decodes bytes for the model: like [`decode`], but a large JPEG may come out DCT-scaled
 /// (see [`DecodeOptions::jpeg_dct_scaling`]). Also returns the image's full size.
-pub fn decode_for_model(
-    bytes: &[u8],
-    options: DecodeOptions,
-) -> Result<(DynamicImage, (u32, u32)), ImageError> {
+pub fn decode_for_model(bytes: &[u8], options: DecodeOptions) -> Result<Decoded, ImageError> {
     if options.jpeg_dct_scaling && bytes.starts_with(&[0xFF, 0xD8, 0xFF]) && jpeg_is_complete(bytes)
     {
         if let Some(scaled) = decode_jpeg_scaled(bytes, options)? {
@@ -134,10 +134,7 @@ pub fn decode_for_model(
 /// Decodes a large 8-bit grey or RGB JPEG at a reduced DCT scale. `None` when the image is too
 /// small to gain from it or in a mode this path does not handle (CMYK, 16-bit): the full
 /// decoder takes those.
-fn decode_jpeg_scaled(
-    bytes: &[u8],
-    options: DecodeOptions,
-) -> Result<Option<(DynamicImage, (u32, u32))>, ImageError> {
+fn decode_jpeg_scaled(bytes: &[u8], options: DecodeOptions) -> Result<Option<Decoded>, ImageError> {
     use jpeg_decoder::{Decoder, PixelFormat};
     let corrupt = |e: jpeg_decoder::Error| ImageError::Corrupt(e.to_string());
     let mut decoder = Decoder::new(bytes);
