@@ -1,11 +1,13 @@
-//! With the `embed-model` feature (on by default), resolves which ONNX file `src/embedded.rs`
-//! compiles in: `EMBED_MODEL_PATH`, else `model/densenet121.onnx`.
+//! With the `embed-model` feature (on by default), resolves which model file `src/embedded.rs`
+//! compiles in: `EMBED_MODEL_PATH`, else `model/densenet121.nnef.tar` (made by `convert`; loads
+//! faster) if present, else `model/densenet121.onnx`.
 
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=EMBED_MODEL_PATH");
     println!("cargo:rerun-if-changed=model/densenet121.onnx");
+    println!("cargo:rerun-if-changed=model/densenet121.nnef.tar");
     println!("cargo::rustc-check-cfg=cfg(embedded_model)");
     if std::env::var_os("CARGO_FEATURE_EMBED_MODEL").is_none() {
         return;
@@ -15,7 +17,14 @@ fn main() {
     );
     let path = std::env::var_os("EMBED_MODEL_PATH")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("model/densenet121.onnx"));
+        .unwrap_or_else(|| {
+            let nnef = PathBuf::from("model/densenet121.nnef.tar");
+            if manifest_dir.join(&nnef).is_file() {
+                nnef
+            } else {
+                PathBuf::from("model/densenet121.onnx")
+            }
+        });
     let path = if path.is_absolute() {
         path
     } else {

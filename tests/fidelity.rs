@@ -125,3 +125,36 @@ fn dct_scaled_decoding_of_large_jpegs_keeps_the_answer() {
     assert_eq!(argmax(&a), 282);
     assert_eq!(argmax(&b), 282);
 }
+
+/// `convert` writes a decluttered NNEF archive that loads faster and answers exactly as the ONNX.
+#[test]
+fn nnef_conversion_gives_the_same_logits() {
+    let dir = std::env::temp_dir().join(format!("densenet-nnef-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let nnef = dir.join("densenet121.nnef.tar");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_densenet-lambda"))
+        .arg("convert")
+        .arg(densenet())
+        .arg(&nnef)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let from_onnx = Model::load(&ModelSource::File(densenet()), ModelOptions::default()).unwrap();
+    let from_nnef = Model::load(&ModelSource::File(nnef), ModelOptions::default()).unwrap();
+    eprintln!(
+        "load: ONNX {:?}, NNEF {:?}",
+        from_onnx.load_time(),
+        from_nnef.load_time()
+    );
+    for (name, _) in SAMPLES {
+        let tensor = read_npy_f32(name);
+        let logits = from_nnef.run(&tensor).unwrap();
+        assert_eq!(logits, from_onnx.run(&tensor).unwrap(), "{name}");
+        let diff = max_abs(
+            &logits,
+            &reference_logits(name, "densenet121_untrained_seed0"),
+        );
+        assert!(diff <= 1e-3, "{name}: {diff}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
