@@ -224,12 +224,7 @@ impl App {
             "/predict" => match method {
                 "POST" => self.predict(request).await,
                 "OPTIONS" if self.features.cors.enabled() => {
-                    let mut reply = ApiReply {
-                        status: 204,
-                        content_type: JSON,
-                        headers: Vec::new(),
-                        body: String::new(),
-                    };
+                    let mut reply = ApiReply::new(204, JSON, String::new());
                     reply
                         .headers
                         .extend(self.features.cors.preflight_headers("POST"));
@@ -244,18 +239,10 @@ impl App {
                     &model_info::describe(app.classifier.model(), &app.checksums),
                 )
             }),
-            "/openapi.json" => get(|_| ApiReply {
-                status: 200,
-                content_type: JSON,
-                headers: Vec::new(),
-                body: OPENAPI.to_owned(),
-            }),
-            "/ui" if self.features.ui => get(|_| ApiReply {
-                status: 200,
-                content_type: "text/html; charset=utf-8",
-                headers: Vec::new(),
-                body: UI_PAGE.to_owned(),
-            }),
+            "/openapi.json" => get(|_| ApiReply::new(200, JSON, OPENAPI.to_owned())),
+            "/ui" if self.features.ui => {
+                get(|_| ApiReply::new(200, "text/html; charset=utf-8", UI_PAGE.to_owned()))
+            }
             other => Err(ApiError::NotFound(other.to_owned())),
         }
     }
@@ -381,10 +368,17 @@ fn to_json<T: Serialize>(value: &T) -> String {
 }
 
 fn json_reply<T: Serialize>(status: u16, value: &T) -> ApiReply {
-    ApiReply {
-        status,
-        content_type: JSON,
-        headers: Vec::new(),
-        body: to_json(value),
+    ApiReply::new(status, JSON, to_json(value))
+}
+
+impl ApiReply {
+    /// A reply without extra headers.
+    pub fn new(status: u16, content_type: &'static str, body: String) -> ApiReply {
+        ApiReply {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body,
+        }
     }
 }
