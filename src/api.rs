@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
 use crate::classifier::{Classifier, ClassifyError, Prediction, Scored};
 use crate::cors::Cors;
 use crate::model_info::{self, ChecksumCache};
 use crate::preprocess::ImageError;
 use crate::upload::{self, UploadError, UploadLimits};
+use crate::workers::Workers;
 
 /// The tutorial's greeting on `GET /`.
 pub const GREETING: &str = "Try POSTing to the /predict endpoint with an RGB image attachment";
@@ -161,9 +161,8 @@ pub struct App {
     limits: UploadLimits,
     features: Features,
     checksums: Arc<ChecksumCache>,
-    /// Decodes and inferences running at once. More than one per CPU only adds memory (each
-    /// holds a decoded image) without adding throughput, so requests beyond it wait their turn.
-    slots: Arc<Semaphore>,
+    /// The threads that decode and infer, one per CPU; requests beyond them wait their turn.
+    workers: Arc<Workers>,
 }
 
 /// The OpenAPI 3 document of every route and status, served at `GET /openapi.json`.
@@ -173,16 +172,17 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 const UI_PAGE: &str = include_str!("ui.html");
 
 impl App {
-    /// Wraps a classifier with the request limits; no opt-in features.
-    pub fn new(classifier: Arc<Classifier>, limits: UploadLimits) -> App {
+    /// Wraps a classifier with the request limits and starts one classification thread per
+    /// CPU; no opt-in features.
+    pub fn new(classifier: Arc<Classifier>, limits: UploadLimits) -> std::io::Result<App> {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        App {
+        Ok(App {
             classifier,
             limits,
             features: Features::default(),
             checksums: Arc::default(),
-            slots: Arc::new(Semaphore::new(cpus)),
-        }
+            workers: Arc::new(Workers::new(cpus)?),
+        })
     }
 
     /// Turns on opt-in features.
@@ -255,31 +255,28 @@ impl App {
             upload::images(request.content_type.as_deref(), request.body, self.limits).await?;
         let several = images.len() > 1;
         let classifier = Arc::clone(&self.classifier);
-        let slot = Arc::clone(&self.slots)
-            .acquire_owned()
+        let predictions = self
+            .workers
+            .run(move || {
+                images
+                    .iter()
+                    .enumerate()
+                    .map(|(i, image)| {
+                        let prediction = classifier.classify(image).map_err(|e| (i, e))?;
+                        log_prediction(&prediction, image.len());
+                        Ok(prediction)
+                    })
+                    .collect::<Result<Vec<_>, (usize, ClassifyError)>>()
+            })
             .await
-            .map_err(|e| ApiError::Internal(format!("the classification queue is closed: {e}")))?;
-        let predictions = tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            images
-                .iter()
-                .enumerate()
-                .map(|(i, image)| {
-                    let prediction = classifier.classify(image).map_err(|e| (i, e))?;
-                    log_prediction(&prediction, image.len());
-                    Ok(prediction)
-                })
-                .collect::<Result<Vec<_>, (usize, ClassifyError)>>()
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("the classification task failed: {e}")))?
-        .map_err(|(index, error)| {
-            if several {
-                ApiError::InFile { index, error }
-            } else {
-                error.into()
-            }
-        })?;
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|(index, error)| {
+                if several {
+                    ApiError::InFile { index, error }
+                } else {
+                    error.into()
+                }
+            })?;
         let scored: Vec<Option<Vec<Scored>>> = predictions
             .iter()
             .map(|p| topk.map(|k| self.classifier.top_k(p, k)))

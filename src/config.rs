@@ -24,6 +24,9 @@ pub enum ConfigError {
     /// `LABELS_PATH` names an unusable file.
     #[error(transparent)]
     Labels(#[from] crate::labels::LabelsError),
+    /// The classification threads could not be started.
+    #[error("cannot start the classification threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// Everything the service can be told from outside.
@@ -130,6 +133,7 @@ impl Config {
         };
         let model = LazyModel::new(self.model.clone(), self.model_options);
         let classifier = Classifier::new(model, labels, self.decode);
-        Ok(App::new(Arc::new(classifier), self.upload).with_features(self.features.clone()))
+        let app = App::new(Arc::new(classifier), self.upload).map_err(ConfigError::Threads)?;
+        Ok(app.with_features(self.features.clone()))
     }
 }

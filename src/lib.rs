@@ -21,3 +21,4 @@ pub mod model_info;
 pub mod preprocess;
 pub mod serve;
 pub mod upload;
+pub mod workers;

@@ -80,13 +80,10 @@ fn with_app(mode: impl FnOnce(App) -> ExitCode) -> ExitCode {
     }
 }
 
-/// The async runtime. Classification runs on its blocking pool, at most one per CPU at a time
-/// (`App`'s slots); keeping those threads alive rather than re-creating them after 10 s idle
-/// keeps the allocator's per-thread arenas, and so the process's memory, from creeping up.
+/// The async runtime for I/O; classification runs on `App`'s own worker threads.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_keep_alive(std::time::Duration::from_secs(24 * 3600))
         .build()
 }
 

@@ -89,7 +89,7 @@ pub fn reference_logits(name: &str, model: &str) -> Vec<f32> {
 pub fn app_with_model(path: PathBuf) -> App {
     let model = LazyModel::new(ModelSource::File(path), ModelOptions { threads: 1 });
     let classifier = Classifier::new(model, Labels::imagenet(), DecodeOptions::default());
-    App::new(Arc::new(classifier), UploadLimits::default())
+    App::new(Arc::new(classifier), UploadLimits::default()).unwrap()
 }
 
 /// Builds a multipart/form-data body with the given (field name, file name, bytes) parts.
