@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use densenet_lambda::api::{ApiRequest, App};
 use densenet_lambda::lambda;
 
@@ -371,45 +368,14 @@ async fn odd_but_valid_images_are_classified_in_process() {
     }
 }
 
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server() -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_densenet-lambda"))
-        .args(["serve", "--port", &port.to_string()])
-        .env("MODEL_PATH", common::efficientnet())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child, format!("http://127.0.0.1:{port}"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::blocking::get(&server.1).is_err() {
-        assert!(Instant::now() < deadline, "serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
-}
-
 #[test]
 fn every_case_over_http_with_serve() {
-    let server = start_server();
+    let server = common::serve(&common::efficientnet(), &[]);
     let client = reqwest::blocking::Client::new();
     for case in bad_cases().into_iter().chain(odd_but_valid_cases()) {
         let method = reqwest::Method::from_bytes(case.method.as_bytes()).unwrap();
         let mut request = client
-            .request(method, format!("{}{}", server.1, case.path))
+            .request(method, format!("{}{}", server.base, case.path))
             .body(case.body.clone());
         if let Some(ct) = &case.content_type {
             request = request.header("content-type", ct);

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,15 +16,6 @@ use reqwest::blocking::Client;
 const TOTAL: usize = 10_000;
 const CONCURRENCY: usize = 8;
 const WARM_UP: usize = 1_000;
-
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A field of /proc/<pid>/status, in KiB.
 fn proc_kib(pid: u32, field: &str) -> u64 {
@@ -112,26 +102,8 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn ten_thousand_mixed_requests_keep_memory_flat() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_densenet-lambda"))
-        .args(["serve", "--port", &port.to_string()])
-        .env("MODEL_PATH", common::efficientnet())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child, format!("http://127.0.0.1:{port}"));
-    let pid = server.0.id();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::blocking::get(&server.1).is_err() {
-        assert!(Instant::now() < deadline, "serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let server = common::serve(&common::efficientnet(), &[("RUST_LOG", "warn")]);
+    let pid = server.child.id();
 
     let cases = Arc::new(cases());
     let unexpected = Arc::new(AtomicUsize::new(0));
@@ -141,7 +113,7 @@ fn ten_thousand_mixed_requests_keep_memory_flat() {
         let end = next.load(Ordering::SeqCst) + count;
         std::thread::scope(|scope| {
             for _ in 0..CONCURRENCY {
-                let (cases, unexpected, next, base) = (&cases, &unexpected, &next, &server.1);
+                let (cases, unexpected, next, base) = (&cases, &unexpected, &next, &server.base);
                 scope.spawn(move || {
                     let client = Client::builder()
                         .timeout(Duration::from_secs(60))
@@ -207,7 +179,7 @@ fn ten_thousand_mixed_requests_keep_memory_flat() {
     let big = common::multipart("loadtest", &[("file", "big.jpg", &vec![0x5a; 4 << 20])]);
     std::thread::scope(|scope| {
         for _ in 0..4 {
-            let (big, base) = (&big, &server.1);
+            let (big, base) = (&big, &server.base);
             scope.spawn(move || {
                 let r = Client::new()
                     .post(format!("{base}/predict"))

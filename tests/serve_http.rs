@@ -3,48 +3,12 @@
 mod common;
 
 use std::io::Read;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::blocking::{multipart, Client};
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(model: &std::path::Path) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_densenet-lambda"))
-        .args(["serve", "--port", &port.to_string()])
-        .env("MODEL_PATH", model)
-        .env("MAX_BODY_BYTES", "1000000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Client::new().get(&server.base).send().is_err() {
-        assert!(Instant::now() < deadline, "serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
+fn start(model: &std::path::Path) -> common::Serve {
+    common::serve(model, &[("MAX_BODY_BYTES", "1000000")])
 }
 
 fn body(response: reqwest::blocking::Response) -> (u16, String, String) {
@@ -57,7 +21,7 @@ fn body(response: reqwest::blocking::Response) -> (u16, String, String) {
 }
 
 /// Sends raw bytes on a fresh connection and reads the reply until the server closes it.
-fn raw_exchange(server: &Server, request: &str) -> (u16, String) {
+fn raw_exchange(server: &common::Serve, request: &str) -> (u16, String) {
     use std::io::Write;
     let mut stream =
         std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();

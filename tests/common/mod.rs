@@ -131,3 +131,44 @@ pub fn event_expectation(name: &str) -> (u16, Option<&'static str>) {
         panic!("event {name} does not say what it expects (predict-, get-root- or bad-<status>-)")
     }
 }
+
+/// A `densenet-lambda serve` process on a free loopback port, killed when dropped.
+pub struct Serve {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `serve` with `MODEL_PATH=model` and extra environment, and waits until `GET /` answers.
+pub fn serve(model: &std::path::Path, env: &[(&str, &str)]) -> Serve {
+    use std::time::{Duration, Instant};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_densenet-lambda"))
+        .args(["serve", "--port", &port.to_string()])
+        .env("MODEL_PATH", model)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Serve {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::blocking::get(&server.base).is_err() {
+        assert!(Instant::now() < deadline, "serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
