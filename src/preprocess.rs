@@ -411,12 +411,13 @@ fn resample(
 /// `ToTensor()` + `Normalize(MEAN, STD)` in f32, as torch computes it: `(v / 255 - mean) / std`,
 /// written channel-major.
 fn normalize(rgb: &[u8]) -> Vec<f32> {
+    /// Every possible normalised value per channel, computed once per process.
+    static LUT: once_cell::sync::Lazy<[[f32; 256]; 3]> = once_cell::sync::Lazy::new(|| {
+        std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 / 255.0 - MEAN[c]) / STD[c]))
+    });
     let plane = rgb.len() / 3;
     let mut tensor = vec![0f32; rgb.len()];
-    for c in 0..3 {
-        let lut: Vec<f32> = (0..=255u8)
-            .map(|v| (f32::from(v) / 255.0 - MEAN[c]) / STD[c])
-            .collect();
+    for (c, lut) in LUT.iter().enumerate() {
         let out = &mut tensor[c * plane..(c + 1) * plane];
         for (o, px) in out.iter_mut().zip(rgb.chunks_exact(3)) {
             *o = lut[usize::from(px[c])];
