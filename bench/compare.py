@@ -2,7 +2,9 @@
 """Side-by-side figures for densenet-lambda and the peers in ../shared/peers, in one run.
 
 Systems (same ONNX model for all but the tutorial, which builds the same network in PyTorch):
-  project-1t, project-2t   `densenet-lambda serve` with MODEL_THREADS=1 / 2
+  project-1t, project-2t   `densenet-lambda serve` with MODEL_THREADS=1 / 2, serving the NNEF archive
+                           `densenet-lambda convert` makes from the same ONNX file (--project-format)
+  project-2t-onnx          the same serving the ONNX file itself: cold start only
   ort-1t, ort-2t           ort_app.py (Flask + onnxruntime) with ORT_THREADS=1 / 2
   tutorial                 tutorial_app.py (Flask + PyTorch, torch's default threads)
 
@@ -41,7 +43,6 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SYSTEM_ORDER = ['project-1t', 'project-2t', 'ort-1t', 'ort-2t', 'tutorial']
 FAMILIES = ('project', 'ort', 'tutorial')
 PEER_IMPORTS = {
     'ort': 'import flask, numpy, onnxruntime, PIL',
@@ -55,6 +56,7 @@ RATIOS = [
     ('warm kitten p50', 'kitten_p50_ms', 'project-1t', 'ort-1t', 1.25),
     ('cold start', 'cold_start_s', 'project-2t', 'tutorial', 0.1),
     ('cold start', 'cold_start_s', 'project-1t', 'tutorial', 0.1),
+    ('cold start', 'cold_start_s', 'project-2t-onnx', 'tutorial', 0.1),
     ('peak RSS', 'peak_rss_mib', 'project-2t', 'tutorial', 0.1),
     ('12 MP p50', 'big_p50_ms', 'project-2t', 'ort-2t', 0.5),
     ('12 MP p50', 'big_p50_ms', 'project-1t', 'ort-1t', 0.5),
@@ -191,6 +193,7 @@ class System:
         self.first_error = None
         self.throughput_rps = None
         self.peak_rss_mib = None
+        self.cold_only = False  # started for its cold start, then stopped
 
     @property
     def alive(self):
@@ -316,8 +319,14 @@ def build_systems(args, model, peers):
             if newest > binary.stat().st_mtime:
                 note(f'{binary} is older than the newest file in src/: figures are for the old build')
             for t in (1, 2):
-                env = dict(base, MODEL_PATH=str(model), MODEL_THREADS=str(t))
+                env = dict(base, MODEL_PATH=str(args.project_model), MODEL_THREADS=str(t))
                 systems.append(System(f'project-{t}t', 'project', [str(binary), 'serve'], env, str(REPO)))
+            if args.project_model != model:
+                # Cold start only: the same build loading the ONNX file itself, for comparison.
+                env = dict(base, MODEL_PATH=str(model), MODEL_THREADS='2')
+                onnx = System('project-2t-onnx', 'project', [str(binary), 'serve'], env, str(REPO))
+                onnx.cold_only = True
+                systems.append(onnx)
     for family, script in (('ort', 'ort_app.py'), ('tutorial', 'tutorial_app.py')):
         if family not in args.only:
             continue
@@ -386,6 +395,22 @@ for _ in range(iters):
 print(json.dumps({'inference_ms_p50': statistics.median(times), 'min_ms': min(times),
                   'iters': iters, 'onnxruntime': ort.__version__}))
 '''
+
+
+def project_model(args, tmp):
+    """The model file the project serves: by default the NNEF archive `densenet-lambda convert`
+    makes from the same ONNX file (the build-time step the README's deployment uses)."""
+    if args.project_format == 'onnx' or not args.binary.is_file():
+        return args.model
+    archive = Path(tmp) / 'model.nnef.tar'
+    t = time.perf_counter()
+    rc, _, err = run_captured([str(args.binary), 'convert', str(args.model), str(archive)], 600)
+    if rc != 0:
+        note(f'convert failed (rc={rc}), the project serves the ONNX file: {(err or "").strip()[-300:]}')
+        return args.model
+    print(f'\nproject model: {archive.name}, converted from {args.model.name} by `densenet-lambda convert` '
+          f'(a build-time step) in {time.perf_counter() - t:.1f} s', flush=True)
+    return archive
 
 
 def run_captured(cmd, timeout, **kw):
@@ -538,6 +563,8 @@ def report(systems, alone, big_info, args):
     print('\nratios project / peer (lower is better for the project)')
     ratios = []
     for what, key, num, den, goal in RATIOS:
+        if num not in figs:
+            continue  # e.g. project-2t-onnx with --project-format onnx
         a, b = figs.get(num, {}).get(key), figs.get(den, {}).get(key)
         ratios.append(ratio_line(what, num, den, a, b, goal))
     t = (alone.get('tract') or {}).get('inference_ms_p50')
@@ -577,6 +604,9 @@ def parse_args():
     p.add_argument('--json-out', default=None, help='also write every figure to this JSON file')
     p.add_argument('--start-timeout', type=float, default=180.0, help='seconds to wait for a first 200')
     p.add_argument('--gap-ms', type=float, default=50.0, help='pause between warm-latency requests')
+    p.add_argument('--project-format', choices=('nnef', 'onnx'), default='nnef',
+                   help='what the project serves: the NNEF archive converted from --model (default, as deployed) '
+                        'or the ONNX file itself; with nnef, project-2t-onnx is also started for its cold start')
     p.add_argument('--no-cargo-bench', action='store_true', help='skip the tract inference-alone figure')
     p.add_argument('--cargo-timeout', type=float, default=3600.0, help='seconds allowed for cargo bench')
     p.add_argument('--keep-temp', action='store_true', help='keep the temp dir (12 MP JPEG, server logs)')
@@ -619,6 +649,7 @@ def main():
         big = multipart(big_path.read_bytes(), 'photo_12mp.jpg')
 
         alone = inference_alone(args, args.model, tensor)
+        args.project_model = project_model(args, tmp)
 
         systems = build_systems(args, args.model, peers)
         if not systems:
@@ -628,6 +659,8 @@ def main():
         for s in systems:
             if s.start(kitten, tmp, args.start_timeout):
                 print(f'  {s.name:<11} {s.cold_start_s:6.2f} s   (port {s.port}, pid {s.proc.pid})', flush=True)
+            if s.cold_only and s.proc is not None:
+                kill_group(s.proc)
 
         live = [s for s in systems if s.alive]
         print(f'\nwarm latency: {args.requests} kitten + {args.requests // 3} 12 MP each, round-robin over '

@@ -161,7 +161,7 @@ pub struct App {
     limits: UploadLimits,
     features: Features,
     checksums: Arc<ChecksumCache>,
-    /// The threads that decode and infer, one per CPU; requests beyond them wait their turn.
+    /// The threads that decode and infer (CPUs ÷ model threads); requests beyond them wait.
     workers: Arc<Workers>,
 }
 
@@ -172,17 +172,31 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 const UI_PAGE: &str = include_str!("ui.html");
 
 impl App {
-    /// Wraps a classifier with the request limits and starts one classification thread per
-    /// CPU; no opt-in features.
+    /// Wraps a classifier with the request limits and starts its classification threads: as
+    /// many as the CPUs hold at the model's thread count (at least one); no opt-in features.
     pub fn new(classifier: Arc<Classifier>, limits: UploadLimits) -> std::io::Result<App> {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = (cpus / classifier.model().options().threads.max(1)).max(1);
         Ok(App {
             classifier,
             limits,
             features: Features::default(),
             checksums: Arc::default(),
-            workers: Arc::new(Workers::new(cpus)?),
+            workers: Arc::new(Workers::new(workers)?),
         })
+    }
+
+    /// Starts loading the model on a classification thread and returns at once, so the first
+    /// `/predict` finds it loaded or loading while `GET /` never waits. A failed load is logged
+    /// and retried by the next `/predict`, as without a preload.
+    pub fn preload(&self) {
+        let classifier = Arc::clone(&self.classifier);
+        let queued = self.workers.submit(move || {
+            let _ = classifier.model().get();
+        });
+        if let Err(e) = queued {
+            tracing::warn!(error = %e, "model preload not started");
+        }
     }
 
     /// Turns on opt-in features.

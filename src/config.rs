@@ -44,6 +44,9 @@ pub struct Config {
     pub decode: DecodeOptions,
     /// Opt-in additions (`CORS_ALLOW_ORIGINS`, `UI_ENABLED`).
     pub features: Features,
+    /// Whether the server and the Lambda start loading the model at start-up, in the background
+    /// (`PRELOAD_MODEL`, default on; `0` loads it on the first `/predict` instead).
+    pub preload_model: bool,
 }
 
 impl Config {
@@ -122,10 +125,16 @@ impl Config {
                     Some("1" | "true" | "yes")
                 ),
             },
+            preload_model: !matches!(
+                lookup("PRELOAD_MODEL").as_deref().map(str::trim),
+                Some("0" | "false" | "no")
+            ),
         })
     }
 
-    /// Builds the service; loads labels now (small), the model on first use.
+    /// Builds the service; loads labels now (small), the model on first use or when the caller
+    /// asks for the preload ([`App::preload`], which the server and the Lambda do when
+    /// `preload_model` is on).
     pub fn build(&self) -> Result<App, ConfigError> {
         let labels = match &self.labels_path {
             Some(path) => Labels::from_json_file(path)?,
@@ -135,5 +144,47 @@ impl Config {
         let classifier = Classifier::new(model, labels, self.decode);
         let app = App::new(Arc::new(classifier), self.upload).map_err(ConfigError::Threads)?;
         Ok(app.with_features(self.features.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn preload_is_on_unless_turned_off() {
+        assert!(config(&[]).unwrap().preload_model);
+        assert!(config(&[("PRELOAD_MODEL", "1")]).unwrap().preload_model);
+        for off in ["0", "false", " no "] {
+            assert!(!config(&[("PRELOAD_MODEL", off)]).unwrap().preload_model);
+        }
+    }
+
+    #[test]
+    fn thread_counts_must_be_positive_numbers() {
+        assert_eq!(
+            config(&[("MODEL_THREADS", "3")])
+                .unwrap()
+                .model_options
+                .threads,
+            3
+        );
+        for bad in ["0", "-1", "two"] {
+            assert!(matches!(
+                config(&[("MODEL_THREADS", bad)]),
+                Err(ConfigError::Invalid {
+                    name: "MODEL_THREADS",
+                    ..
+                })
+            ));
+        }
     }
 }

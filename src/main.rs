@@ -30,7 +30,8 @@ ENVIRONMENT:
     MODEL_PATH           ONNX classifier, input [1,3,224,224] f32 (default: the embedded model if
                          built with --features embed-model, else model/densenet121.onnx)
     LABELS_PATH          labels in the tutorial's index_to_name.json shape (default: built-in ImageNet)
-    MODEL_THREADS        inference threads (default: available CPUs)
+    MODEL_THREADS        inference threads (default: available CPUs); requests run CPUs ÷ this at once
+    PRELOAD_MODEL        0 loads the model on the first /predict instead of in the background at start
     MAX_BODY_BYTES       largest request body (default 6291456)
     MAX_PARTS            most multipart parts (default 16)
     MAX_IMAGE_DIMENSION  largest image width or height (default 16384)
@@ -50,8 +51,8 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
-        "serve" => with_app(|app| serve_mode(app, rest)),
-        "classify" => with_app(|app| classify_mode(app, rest)),
+        "serve" => with_app(|app, preload| serve_mode(app, preload, rest)),
+        "classify" => with_app(|app, _| classify_mode(app, rest)),
         "convert" => convert_mode(rest),
         "" if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => with_app(lambda_mode),
         "" => {
@@ -70,9 +71,12 @@ fn main() -> ExitCode {
 }
 
 /// Reads the configuration and builds the service, or explains what is wrong with the settings.
-fn with_app(mode: impl FnOnce(App) -> ExitCode) -> ExitCode {
-    match Config::from_env().and_then(|config| config.build()) {
-        Ok(app) => mode(app),
+/// The mode also gets `PRELOAD_MODEL`: servers start the model load once their logging is up
+/// (the CLI classifies at once, so a preload gains it nothing).
+fn with_app(mode: impl FnOnce(App, bool) -> ExitCode) -> ExitCode {
+    let built = Config::from_env().and_then(|config| Ok((config.build()?, config.preload_model)));
+    match built {
+        Ok((app, preload)) => mode(app, preload),
         Err(e) => {
             eprintln!("densenet-lambda: {e}");
             ExitCode::from(2)
@@ -80,15 +84,20 @@ fn with_app(mode: impl FnOnce(App) -> ExitCode) -> ExitCode {
     }
 }
 
-/// The async runtime for I/O; classification runs on `App`'s own worker threads.
+/// The async runtime for I/O, on one thread: classification runs on `App`'s own worker threads,
+/// and a second I/O thread measured no faster while it competed with inference for the CPUs.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
 }
 
-fn lambda_mode(app: App) -> ExitCode {
+fn lambda_mode(app: App, preload: bool) -> ExitCode {
     lambda_http::tracing::init_default_subscriber();
+    if preload {
+        app.preload();
+    }
     match runtime().map(|rt| rt.block_on(lambda::run(app))) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
@@ -102,7 +111,7 @@ fn lambda_mode(app: App) -> ExitCode {
     }
 }
 
-fn serve_mode(app: App, args: &[String]) -> ExitCode {
+fn serve_mode(app: App, preload: bool, args: &[String]) -> ExitCode {
     lambda_http::tracing::init_default_subscriber_with_writer(std::io::stderr);
     let port = match args {
         [] => std::env::var("PORT").ok(),
@@ -120,6 +129,9 @@ fn serve_mode(app: App, args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if preload {
+        app.preload();
+    }
     match runtime().and_then(|rt| rt.block_on(serve::serve(app, port))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

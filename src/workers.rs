@@ -1,9 +1,11 @@
-//! A fixed set of threads for decoding and inference, one per CPU.
+//! A fixed set of threads for decoding and inference: as many as the CPUs hold once each
+//! classification has its model threads (two CPUs and two model threads: one worker).
 //!
-//! More classifications at once than CPUs only adds memory (each holds a decoded image) without
-//! adding throughput, so requests queue here. A fixed set of threads also keeps memory flat under
-//! sustained load: with tokio's blocking pool, new threads kept appearing, each taking a fresh
-//! allocator arena, and RSS stepped up mid-run. A panic inside a job (a decoder bug) becomes an
+//! More classifications at once than that only adds memory (each holds a decoded image and the
+//! model's activations) without adding throughput, so requests queue here. A fixed set of threads
+//! also keeps memory flat under sustained load: with tokio's blocking pool, new threads kept
+//! appearing, each taking a fresh allocator arena, and RSS stepped up mid-run; each worker keeps
+//! one arena's worth of freed activations, which is why there are no more workers than needed. A panic inside a job (a decoder bug) becomes an
 //! error for that request; the thread survives.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -51,6 +53,14 @@ impl Workers {
         Ok(Workers { sender })
     }
 
+    /// Queues `job` without waiting for it (the model preload); a panic in it is contained.
+    pub fn submit(&self, job: impl FnOnce() + Send + 'static) -> Result<(), WorkerError> {
+        let wrapped: Job = Box::new(move || {
+            let _ = catch_unwind(AssertUnwindSafe(job));
+        });
+        self.sender.send(wrapped).map_err(|_| WorkerError::Gone)
+    }
+
     /// Runs `job` on a worker thread and waits for its result without blocking the caller's thread.
     pub async fn run<T: Send + 'static>(
         &self,
@@ -82,5 +92,19 @@ mod tests {
             Err(WorkerError::Panicked)
         ));
         assert_eq!(workers.run(|| "still here").await.unwrap(), "still here");
+    }
+
+    #[tokio::test]
+    async fn submitted_jobs_run_in_order_before_later_ones() {
+        let workers = Workers::new(1).unwrap();
+        let (tx, rx) = mpsc::channel();
+        workers
+            .submit(move || tx.send("submitted").unwrap())
+            .unwrap();
+        workers.submit(|| panic!("contained")).unwrap();
+        assert_eq!(
+            workers.run(move || rx.try_recv()).await.unwrap(),
+            Ok("submitted")
+        );
     }
 }

@@ -153,3 +153,67 @@ fn missing_model_is_a_500_naming_the_file_and_get_still_answers() {
         200
     );
 }
+
+/// `GET /model`'s `loaded` flag, polled until it is `want` or `wait` has passed.
+fn loaded_within(server: &common::Serve, want: bool, wait: Duration) -> bool {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let text = reqwest::blocking::get(format!("{}/model", server.base))
+            .unwrap()
+            .text()
+            .unwrap();
+        let info: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if info["loaded"] == want || std::time::Instant::now() >= deadline {
+            return info["loaded"] == want;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_model_preloads_in_the_background_unless_told_not_to() {
+    // Default: the load starts at start-up, with no /predict, while GET / answers at once.
+    let server = start(&common::efficientnet());
+    assert_eq!(reqwest::blocking::get(&server.base).unwrap().status(), 200);
+    assert!(loaded_within(&server, true, Duration::from_secs(60)));
+    drop(server);
+
+    // PRELOAD_MODEL=0: nothing loads until the first /predict.
+    let lazy = common::serve(&common::efficientnet(), &[("PRELOAD_MODEL", "0")]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(loaded_within(&lazy, false, Duration::ZERO));
+    let form = multipart::Form::new()
+        .file("file", common::sample("kitten.jpg"))
+        .unwrap();
+    let reply = Client::new()
+        .post(format!("{}/predict", lazy.base))
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    assert!(loaded_within(&lazy, true, Duration::ZERO));
+}
+
+#[test]
+fn a_failed_preload_is_retried_by_predict_and_get_still_answers() {
+    let dir = std::env::temp_dir().join(format!("preload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("late.onnx");
+    let _ = std::fs::remove_file(&path);
+    // The file appears only after the preload has failed on it.
+    let server = start(&path);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(reqwest::blocking::get(&server.base).unwrap().status(), 200);
+    assert!(loaded_within(&server, false, Duration::ZERO));
+    std::fs::copy(common::efficientnet(), &path).unwrap();
+    let form = multipart::Form::new()
+        .file("file", common::sample("kitten.jpg"))
+        .unwrap();
+    let reply = Client::new()
+        .post(format!("{}/predict", server.base))
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let _ = std::fs::remove_dir_all(&dir);
+}
