@@ -1,9 +1,10 @@
 //! The ONNX classifier run by tract: load, optimise, keep once per process, run → logits.
 //!
-//! Loading DenseNet-121 (parse, declutter, optimise) is most of a cold start, so it happens on
-//! the first prediction only, never for `GET /`, and the optimised plan is shared by every later
-//! request and thread. A failed load is not cached: the next request tries again (and logs again),
-//! so fixing `MODEL_PATH` or the file heals a running server.
+//! Loading DenseNet-121 (parse, declutter, optimise) is most of a cold start, so it happens once,
+//! on a classification thread (the servers' start-up preload, or else the first prediction),
+//! never for `GET /`, and the optimised plan is shared by every later request. A failed load is
+//! not cached: the next request tries again (and logs again), so fixing `MODEL_PATH` or the file
+//! heals a running server.
 
 use std::borrow::Cow;
 use std::io::Cursor;
@@ -277,7 +278,7 @@ fn executor(threads: usize) -> Option<tract_linalg::multithread::Executor> {
     }
 }
 
-/// The process-wide model, loaded on first use and shared afterwards.
+/// The process-wide model, loaded by the first caller (the preload or a request) and shared afterwards.
 #[derive(Debug)]
 pub struct LazyModel {
     source: ModelSource,

@@ -1,5 +1,5 @@
 //! What `GET /model` reports: which model file, its checksum, its contract, whether it is loaded.
-//! Asking never loads the model (that stays the first `/predict`'s job).
+//! Asking never loads the model (that is the preload's or the first `/predict`'s job).
 
 use once_cell::sync::OnceCell;
 use serde::Serialize;
