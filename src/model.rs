@@ -247,13 +247,14 @@ fn output_classes(model: &TypedModel) -> TractResult<usize> {
 
 /// The executor for `threads` matrix-product threads, the loading thread among them.
 ///
-/// The thread that loads the model is the classification worker that will run it, so it joins
-/// the pool as one of its threads: the graph then runs on it, and each matrix product is shared
-/// with the pool's other threads without a hand-over to the pool and back (~250 per image).
-/// Measured on 2 threads against a pool of separate threads: DenseNet-121 inference p50 51-52 ms
-/// vs 53-58 ms, and peak RSS unchanged, where handing the whole run to a separate pool was as
-/// fast but cost 20+ MB (a second thread's allocator arena of activations). A thread already in
-/// a pool (a retried load) gets a pool of separate threads.
+/// The thread that loads the model is a classification worker (with the default single worker,
+/// the one that will run it), so it joins the pool as one of its threads: the graph then runs on
+/// it, and each matrix product is shared with the pool's other threads without a hand-over to
+/// the pool and back (121 per DenseNet-121 image). Measured on 2 threads against a pool of
+/// separate threads: inference p50 51-52 ms vs 55-58 ms, and peak RSS unchanged, where handing
+/// the whole run to a separate pool was as fast but cost 20+ MB (a second thread's allocator
+/// arena of activations). A thread already in a pool (a second model loaded on the same thread)
+/// gets a pool of separate threads.
 fn executor(threads: usize) -> Option<tract_linalg::multithread::Executor> {
     if threads <= 1 {
         return None;
