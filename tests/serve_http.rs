@@ -154,6 +154,20 @@ fn missing_model_is_a_500_naming_the_file_and_get_still_answers() {
     );
 }
 
+/// The tutorial's upload of kitten.jpg; the reply's status.
+fn post_kitten(server: &common::Serve) -> u16 {
+    let form = multipart::Form::new()
+        .file("file", common::sample("kitten.jpg"))
+        .unwrap();
+    Client::new()
+        .post(format!("{}/predict", server.base))
+        .multipart(form)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// `GET /model`'s `loaded` flag, polled until it is `want` or `wait` has passed.
 fn loaded_within(server: &common::Serve, want: bool, wait: Duration) -> bool {
     let deadline = std::time::Instant::now() + wait;
@@ -182,15 +196,7 @@ fn the_model_preloads_in_the_background_unless_told_not_to() {
     let lazy = common::serve(&common::efficientnet(), &[("PRELOAD_MODEL", "0")]);
     std::thread::sleep(Duration::from_secs(2));
     assert!(loaded_within(&lazy, false, Duration::ZERO));
-    let form = multipart::Form::new()
-        .file("file", common::sample("kitten.jpg"))
-        .unwrap();
-    let reply = Client::new()
-        .post(format!("{}/predict", lazy.base))
-        .multipart(form)
-        .send()
-        .unwrap();
-    assert_eq!(reply.status(), 200);
+    assert_eq!(post_kitten(&lazy), 200);
     assert!(loaded_within(&lazy, true, Duration::ZERO));
 }
 
@@ -206,14 +212,6 @@ fn a_failed_preload_is_retried_by_predict_and_get_still_answers() {
     assert_eq!(reqwest::blocking::get(&server.base).unwrap().status(), 200);
     assert!(loaded_within(&server, false, Duration::ZERO));
     std::fs::copy(common::efficientnet(), &path).unwrap();
-    let form = multipart::Form::new()
-        .file("file", common::sample("kitten.jpg"))
-        .unwrap();
-    let reply = Client::new()
-        .post(format!("{}/predict", server.base))
-        .multipart(form)
-        .send()
-        .unwrap();
-    assert_eq!(reply.status(), 200);
+    assert_eq!(post_kitten(&server), 200);
     let _ = std::fs::remove_dir_all(&dir);
 }
