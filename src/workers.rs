@@ -5,8 +5,8 @@
 //! model's activations) without adding throughput, so requests queue here. A fixed set of threads
 //! also keeps memory flat under sustained load: with tokio's blocking pool, new threads kept
 //! appearing, each taking a fresh allocator arena, and RSS stepped up mid-run; each worker keeps
-//! one arena's worth of freed activations, which is why there are no more workers than needed. A panic inside a job (a decoder bug) becomes an
-//! error for that request; the thread survives.
+//! one arena's worth of freed activations, which is why there are no more workers than needed.
+//! A panic inside a job (a decoder bug) becomes an error for that request; the thread survives.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Mutex};
@@ -67,10 +67,9 @@ impl Workers {
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, WorkerError> {
         let (reply, result) = tokio::sync::oneshot::channel();
-        let wrapped: Job = Box::new(move || {
+        self.submit(move || {
             let _ = reply.send(catch_unwind(AssertUnwindSafe(job)));
-        });
-        self.sender.send(wrapped).map_err(|_| WorkerError::Gone)?;
+        })?;
         match result.await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(_)) => Err(WorkerError::Panicked),
