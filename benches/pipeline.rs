@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use densenet_lambda::api::prediction_json;
+use densenet_lambda::api::prediction_reply;
 use densenet_lambda::classifier::{argmax, Prediction, Timings};
 use densenet_lambda::model::{Model, ModelOptions, ModelSource};
 use densenet_lambda::preprocess::{decode_for_model, into_rgb8, transform, DecodeOptions};
@@ -94,7 +94,7 @@ fn main() {
                 source_size: size,
                 timings: Timings::default(),
             };
-            prediction_json(&prediction, None)
+            serde_json::to_string(&prediction_reply(&prediction, None))
         });
         if i >= 3 {
             decode_t.push(d);

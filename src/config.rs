@@ -1,26 +1,24 @@
-//! Settings from the environment, read once at start-up, with the reasons for each default.
+//! Settings, read once at start-up from flags or the environment (clap), with the reason for
+//! each default. The Lambda function is configured through the environment only; `serve` and
+//! `classify` take the same settings as flags too, and their `--help` lists both.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{value_parser, ArgAction, Args, Parser};
 
 use crate::api::{App, Features};
 use crate::classifier::Classifier;
-use crate::cors::Cors;
 use crate::labels::Labels;
 use crate::model::{self, LazyModel, ModelOptions, ModelSource};
 use crate::preprocess::DecodeOptions;
 use crate::upload::UploadLimits;
 
-/// A setting that is present but unusable: start-up stops with this message.
+/// Why the service cannot start with these settings.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A numeric variable does not parse or is out of range.
-    #[error("{name}={value:?} is not valid: {expected}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        expected: &'static str,
-    },
     /// `LABELS_PATH` names an unusable file.
     #[error(transparent)]
     Labels(#[from] crate::labels::LabelsError),
@@ -29,121 +27,159 @@ pub enum ConfigError {
     Threads(std::io::Error),
 }
 
-/// Everything the service can be told from outside.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Where the model comes from (`MODEL_PATH`; else the embedded model; else model/densenet121.onnx).
-    pub model: ModelSource,
-    /// Threads for inference (`MODEL_THREADS`, default: available CPUs).
-    pub model_options: ModelOptions,
-    /// A label file of the tutorial's shape (`LABELS_PATH`); the built-in ImageNet labels otherwise.
+/// Everything the service can be told from outside. Each setting is a flag of `serve` and
+/// `classify` and an environment variable (the flag wins).
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Model file: ONNX (external weights beside it are fine) or the NNEF archive `convert`
+    /// writes, with input [1,3,224,224] f32. Default: the model compiled into the binary, else
+    /// model/densenet121.nnef.tar, else model/densenet121.onnx.
+    #[arg(long = "model", env = "MODEL_PATH", value_name = "PATH")]
+    pub model_path: Option<PathBuf>,
+
+    /// Labels in the tutorial's index_to_name.json shape. Default: the built-in ImageNet labels.
+    #[arg(long = "labels", env = "LABELS_PATH", value_name = "PATH")]
     pub labels_path: Option<PathBuf>,
-    /// Request limits (`MAX_BODY_BYTES`, `MAX_PARTS`).
-    pub upload: UploadLimits,
-    /// Decode limits and speed-ups (`MAX_IMAGE_DIMENSION`, `MAX_DECODE_BYTES`, `JPEG_DCT_SCALING`).
-    pub decode: DecodeOptions,
-    /// Opt-in additions (`CORS_ALLOW_ORIGINS`, `UI_ENABLED`).
-    pub features: Features,
-    /// Whether the server and the Lambda start loading the model at start-up, in the background
-    /// (`PRELOAD_MODEL`, default on; `0` loads it on the first `/predict` instead).
+
+    /// Threads per inference. Default: the available CPUs (one request at a time on all of
+    /// them, the fastest answer); CPUs ÷ this many requests are classified at once.
+    #[arg(long, env = "MODEL_THREADS", value_name = "N",
+          value_parser = value_parser!(u16).range(1..))]
+    pub model_threads: Option<u16>,
+
+    /// Load the model in the background at start-up (false: on the first /predict).
+    #[arg(long, env = "PRELOAD_MODEL", value_name = "BOOL", default_value = "true",
+          value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
     pub preload_model: bool,
+
+    /// Largest request body in bytes (413 above). 6 MiB: Lambda's synchronous payload cap is
+    /// 6 MB, so no larger body can reach the function.
+    #[arg(long, env = "MAX_BODY_BYTES", value_name = "BYTES", default_value_t = 6 * 1024 * 1024,
+          value_parser = value_parser!(u64).range(1..))]
+    pub max_body_bytes: u64,
+
+    /// Most multipart parts read (400 above): room for a few images and fields, not a flood.
+    #[arg(long, env = "MAX_PARTS", value_name = "N", default_value_t = 16,
+          value_parser = value_parser!(u32).range(1..))]
+    pub max_parts: u32,
+
+    /// Largest image width or height decoded (413 above, checked from the header).
+    #[arg(long, env = "MAX_IMAGE_DIMENSION", value_name = "PIXELS", default_value_t = 16_384,
+          value_parser = value_parser!(u32).range(1..))]
+    pub max_image_dimension: u32,
+
+    /// Most memory one decode may allocate, in bytes (413 above). Default: 512 MiB.
+    #[arg(long, env = "MAX_DECODE_BYTES", value_name = "BYTES",
+          value_parser = value_parser!(u64).range(1..))]
+    pub max_decode_bytes: Option<u64>,
+
+    /// Decode large JPEGs at a reduced DCT scale before the exact resize (false: full size).
+    #[arg(long, env = "JPEG_DCT_SCALING", value_name = "BOOL", default_value = "true",
+          value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub jpeg_dct_scaling: bool,
+
+    /// Browser origins allowed to call the API: `*` or a comma-separated list. Default: none.
+    #[arg(long, env = "CORS_ALLOW_ORIGINS", value_name = "ORIGINS")]
+    pub cors_allow_origins: Option<String>,
+
+    /// Serve an upload page at GET /ui.
+    #[arg(long = "ui", env = "UI_ENABLED", value_name = "BOOL", default_value = "false",
+          num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub ui_enabled: bool,
+
+    /// Serve the API documentation (Swagger UI) at GET /docs.
+    #[arg(long = "docs", env = "DOCS_ENABLED", value_name = "BOOL", default_value = "false",
+          num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub docs_enabled: bool,
+
+    /// Seconds a request may take before it is answered with a 503: under API Gateway's
+    /// 29-second limit, so clients get the JSON reply rather than a gateway error.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", value_name = "SECONDS", default_value_t = 25,
+          value_parser = value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
 }
 
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name).ok())
+/// The settings alone, for the Lambda function (no command line, only the environment).
+#[derive(Parser)]
+#[command(name = "densenet-lambda")]
+struct EnvOnly {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+impl Settings {
+    /// Reads the settings from the process environment alone (the Lambda function's way).
+    pub fn from_env() -> Result<Settings, clap::Error> {
+        EnvOnly::try_parse_from(["densenet-lambda"]).map(|e| e.settings)
     }
 
-    /// Reads settings through `lookup`, so tests need not touch the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let model = match lookup("MODEL_PATH").filter(|p| !p.is_empty()) {
-            Some(path) => ModelSource::File(PathBuf::from(path)),
+    /// Where the model comes from: `MODEL_PATH`, else the model compiled in, else the default
+    /// files in the working directory (the NNEF archive first).
+    pub fn model_source(&self) -> ModelSource {
+        match &self.model_path {
+            Some(path) => ModelSource::File(path.clone()),
             None => crate::embedded::model()
                 .unwrap_or_else(|| ModelSource::File(model::default_model_path().to_path_buf())),
-        };
-        let number = |name: &'static str,
-                      default: usize,
-                      expected: &'static str|
-         -> Result<usize, ConfigError> {
-            match lookup(name) {
-                None => Ok(default),
-                Some(value) => match value.trim().parse::<usize>() {
-                    Ok(n) if n > 0 => Ok(n),
-                    _ => Err(ConfigError::Invalid {
-                        name,
-                        value,
-                        expected,
-                    }),
-                },
-            }
-        };
-        let upload_defaults = UploadLimits::default();
-        let decode_defaults = DecodeOptions::default();
-        Ok(Config {
-            model,
-            model_options: ModelOptions {
-                threads: number(
-                    "MODEL_THREADS",
-                    ModelOptions::default().threads,
-                    "a positive thread count",
-                )?,
-            },
-            labels_path: lookup("LABELS_PATH")
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from),
-            upload: UploadLimits {
-                max_body_bytes: number(
-                    "MAX_BODY_BYTES",
-                    upload_defaults.max_body_bytes,
-                    "a positive byte count",
-                )?,
-                max_parts: number(
-                    "MAX_PARTS",
-                    upload_defaults.max_parts,
-                    "a positive part count",
-                )?,
-            },
-            decode: DecodeOptions {
-                max_dimension: number(
-                    "MAX_IMAGE_DIMENSION",
-                    decode_defaults.max_dimension as usize,
-                    "a positive pixel count",
-                )?
-                .min(u32::MAX as usize) as u32,
-                max_alloc_bytes: number(
-                    "MAX_DECODE_BYTES",
-                    decode_defaults.max_alloc_bytes as usize,
-                    "a positive byte count",
-                )? as u64,
-                jpeg_dct_scaling: lookup("JPEG_DCT_SCALING").as_deref().map(str::trim) != Some("0"),
-            },
-            features: Features {
-                cors: Cors::parse(lookup("CORS_ALLOW_ORIGINS").as_deref()),
-                ui: matches!(
-                    lookup("UI_ENABLED").as_deref().map(str::trim),
-                    Some("1" | "true" | "yes")
-                ),
-            },
-            preload_model: !matches!(
-                lookup("PRELOAD_MODEL").as_deref().map(str::trim),
-                Some("0" | "false" | "no")
-            ),
-        })
+        }
     }
 
-    /// Builds the service; loads labels now (small), the model on first use or when the caller
-    /// asks for the preload ([`App::preload`], which the server and the Lambda do when
-    /// `preload_model` is on).
-    pub fn build(&self) -> Result<App, ConfigError> {
+    /// Request limits.
+    pub fn upload_limits(&self) -> UploadLimits {
+        UploadLimits {
+            max_body_bytes: usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX),
+            max_parts: self.max_parts as usize,
+        }
+    }
+
+    /// Decode limits and speed-ups.
+    pub fn decode_options(&self) -> DecodeOptions {
+        let defaults = DecodeOptions::default();
+        DecodeOptions {
+            max_dimension: self.max_image_dimension,
+            max_alloc_bytes: self.max_decode_bytes.unwrap_or(defaults.max_alloc_bytes),
+            jpeg_dct_scaling: self.jpeg_dct_scaling,
+        }
+    }
+
+    /// The opt-in features.
+    pub fn features(&self) -> Features {
+        Features {
+            cors_origins: self
+                .cors_allow_origins
+                .as_deref()
+                .map(crate::layers::parse_origins)
+                .unwrap_or_default(),
+            ui: self.ui_enabled,
+            docs: self.docs_enabled,
+        }
+    }
+
+    /// How tract runs the model.
+    pub fn model_options(&self) -> ModelOptions {
+        match self.model_threads {
+            Some(threads) => ModelOptions {
+                threads: usize::from(threads),
+            },
+            None => ModelOptions::default(),
+        }
+    }
+
+    /// Builds the service on a model source; loads labels now (small), the model on first use
+    /// or when the caller asks for the preload ([`App::preload`]).
+    pub fn build(&self, source: ModelSource) -> Result<App, ConfigError> {
         let labels = match &self.labels_path {
             Some(path) => Labels::from_json_file(path)?,
             None => Labels::imagenet(),
         };
-        let model = LazyModel::new(self.model.clone(), self.model_options);
-        let classifier = Classifier::new(model, labels, self.decode);
-        let app = App::new(Arc::new(classifier), self.upload).map_err(ConfigError::Threads)?;
-        Ok(app.with_features(self.features.clone()))
+        let model = LazyModel::new(source, self.model_options());
+        let classifier = Classifier::new(model, labels, self.decode_options());
+        let app =
+            App::new(Arc::new(classifier), self.upload_limits()).map_err(ConfigError::Threads)?;
+        Ok(app
+            .with_features(self.features())
+            .with_timeout(Duration::from_secs(self.request_timeout_secs)))
     }
 }
 
@@ -151,40 +187,49 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
+    fn parse(args: &[&str]) -> Result<Settings, clap::Error> {
+        EnvOnly::try_parse_from(std::iter::once("densenet-lambda").chain(args.iter().copied()))
+            .map(|e| e.settings)
     }
 
     #[test]
     fn preload_is_on_unless_turned_off() {
-        assert!(config(&[]).unwrap().preload_model);
-        assert!(config(&[("PRELOAD_MODEL", "1")]).unwrap().preload_model);
-        for off in ["0", "false", " no "] {
-            assert!(!config(&[("PRELOAD_MODEL", off)]).unwrap().preload_model);
+        assert!(parse(&[]).unwrap().preload_model);
+        assert!(parse(&["--preload-model", "1"]).unwrap().preload_model);
+        for off in ["0", "false", "no", "off"] {
+            assert!(!parse(&["--preload-model", off]).unwrap().preload_model);
         }
+        assert!(parse(&["--preload-model", "maybe"]).is_err());
     }
 
     #[test]
     fn thread_counts_must_be_positive_numbers() {
         assert_eq!(
-            config(&[("MODEL_THREADS", "3")])
+            parse(&["--model-threads", "3"])
                 .unwrap()
-                .model_options
+                .model_options()
                 .threads,
             3
         );
         for bad in ["0", "-1", "two"] {
-            assert!(matches!(
-                config(&[("MODEL_THREADS", bad)]),
-                Err(ConfigError::Invalid {
-                    name: "MODEL_THREADS",
-                    ..
-                })
-            ));
+            let error = parse(&[&format!("--model-threads={bad}")]).unwrap_err();
+            assert!(error.to_string().contains("--model-threads"), "{error}");
         }
+    }
+
+    #[test]
+    fn opt_in_features_are_off_by_default() {
+        let features = parse(&[]).unwrap().features();
+        assert!(!features.cors() && !features.ui && !features.docs);
+        let features = parse(&[
+            "--ui",
+            "--docs",
+            "--cors-allow-origins",
+            "https://a.example/, *",
+        ])
+        .unwrap()
+        .features();
+        assert!(features.ui && features.docs);
+        assert_eq!(features.cors_origins, ["https://a.example", "*"]);
     }
 }

@@ -1,55 +1,53 @@
-//! AWS Lambda edge: `lambda_http::Request` ↔ [`ApiRequest`]/[`ApiReply`], nothing else.
+//! AWS Lambda edge: the API router run by `lambda_http::run`, nothing else.
 //!
 //! Every trigger lambda_http understands arrives here: API Gateway REST (v1) and HTTP (v2) APIs,
-//! Function URLs and ALB. lambda_http has already base64-decoded binary bodies; this module
-//! removes the API Gateway stage from the path, so `/Prod/predict` reaches `/predict`.
+//! Function URLs and ALB. lambda_http has already base64-decoded binary bodies; this module only
+//! removes the API Gateway stage from the path (`/Prod/predict` reaches `/predict`) and hands the
+//! Lambda request id to the router as the request's `x-request-id`.
 
+use axum::http::{HeaderValue, Uri};
+use axum::Router;
 use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Request, RequestExt};
+use tower::util::MapRequestLayer;
+use tower::Layer;
 
-use crate::api::{ApiReply, ApiRequest, App};
+use crate::layers::REQUEST_ID;
 
-/// Runs the Lambda runtime loop until the runtime stops it. The handler never returns `Err`:
-/// API Gateway would turn that into a bare 502.
-pub async fn run(app: App) -> Result<(), lambda_http::Error> {
-    let app = &app;
-    lambda_http::run(lambda_http::service_fn(move |event: Request| async move {
-        Ok::<_, lambda_http::Error>(handle(app, event).await)
-    }))
-    .await
+/// Runs the Lambda runtime loop until the runtime stops it. The router never fails (every
+/// error is a JSON reply), so the function never returns an `Err` that API Gateway would turn
+/// into a bare 502.
+pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
+    lambda_http::run(service(router)).await
 }
 
-/// Answers one Lambda HTTP event.
-pub async fn handle(app: &App, event: Request) -> Response<Body> {
-    to_response(app.handle(to_api_request(event)).await)
+/// The router as the Lambda runtime calls it (tests send events through this).
+pub fn service(router: Router) -> tower::util::MapRequest<Router, fn(Request) -> Request> {
+    MapRequestLayer::new(from_event as fn(Request) -> Request).layer(router)
 }
 
-/// `lambda_http::Request` → [`ApiRequest`].
-pub fn to_api_request(event: Request) -> ApiRequest {
-    let path = route_path(event.uri().path(), stage(&event).as_deref());
-    let (parts, body) = event.into_parts();
-    let body = match body {
-        Body::Empty => bytes::Bytes::new(),
-        Body::Text(text) => bytes::Bytes::from(text),
-        Body::Binary(data) => bytes::Bytes::from(data),
-        _ => bytes::Bytes::new(),
-    };
-    ApiRequest {
-        method: parts.method.as_str().to_owned(),
-        path,
-        query: parts.uri.query().map(str::to_owned),
-        content_type: header(&parts.headers, http::header::CONTENT_TYPE),
-        body,
-        origin: header(&parts.headers, http::header::ORIGIN),
+/// The stage prefix removed from the path, and the Lambda request id set as the request's id.
+fn from_event(mut request: Request) -> Request {
+    if let Some(context) = request.lambda_context_ref() {
+        if let Ok(id) = HeaderValue::from_str(&context.request_id) {
+            request.headers_mut().insert(REQUEST_ID, id);
+        }
     }
-}
-
-/// A header's value, if present and ASCII.
-fn header(headers: &http::HeaderMap, name: http::header::HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    let path = route_path(request.uri().path(), stage(&request).as_deref());
+    if path != request.uri().path() {
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        let mut parts = request.uri().clone().into_parts();
+        if let Ok(pq) = path_and_query.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+    request
 }
 
 /// The API Gateway stage of the event, if it has a named one.
@@ -79,23 +77,6 @@ pub fn route_path(path: &str, stage: Option<&str>) -> String {
     } else {
         path.to_owned()
     }
-}
-
-/// [`ApiReply`] → `lambda_http::Response`, JSON text body.
-pub fn to_response(reply: ApiReply) -> Response<Body> {
-    let mut builder = Response::builder()
-        .status(reply.status)
-        .header(http::header::CONTENT_TYPE, reply.content_type);
-    for (name, value) in &reply.headers {
-        builder = builder.header(*name, value.as_str());
-    }
-    builder.body(Body::Text(reply.body)).unwrap_or_else(|_| {
-        let mut fallback = Response::new(Body::Text(
-            "{\"error\":\"internal error: bad reply\"}\n".into(),
-        ));
-        *fallback.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-        fallback
-    })
 }
 
 #[cfg(test)]

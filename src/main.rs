@@ -1,87 +1,105 @@
-//! `densenet-lambda`: picks the mode (Lambda function, `serve`, `classify`) and nothing else.
+//! `densenet-lambda`: picks the mode (the Lambda function, `serve`, `classify`, model tools) and
+//! nothing else.
 
 #![forbid(unsafe_code)]
 
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bytes::Bytes;
-use densenet_lambda::api::{ApiRequest, App};
-use densenet_lambda::config::Config;
+use axum::body::Body;
+use axum::http::{header::CONTENT_TYPE, Request};
+use clap::{Parser, Subcommand};
+use densenet_lambda::api::{self, App};
+use densenet_lambda::config::Settings;
 use densenet_lambda::{lambda, serve};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
 
-const USAGE: &str = "\
-densenet-lambda: ImageNet classification (the PyTorch Flask tutorial's API) as an AWS Lambda function
+/// ImageNet classification with DenseNet-121: the PyTorch Flask tutorial's API as an AWS Lambda
+/// function, a local server and a command-line tool.
+#[derive(Parser)]
+#[command(name = "densenet-lambda", version, after_help = LAMBDA_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-USAGE:
-    densenet-lambda                          run as the Lambda function (inside Lambda, or under
-                                             `cargo lambda watch`, which sets AWS_LAMBDA_RUNTIME_API)
-    densenet-lambda serve [--port N]         answer GET / and POST /predict on 127.0.0.1
-                                             (port: --port, else $PORT, else 5000)
-    densenet-lambda classify [--topk K] FILE...
-                                             print what POST /predict answers for each file, one
-                                             JSON object per line
+const LAMBDA_HELP: &str = "\
+Without a command, runs as the Lambda function: inside Lambda, or under `cargo lambda watch`
+(both set AWS_LAMBDA_RUNTIME_API). It reads the environment variables that `serve --help` lists.";
 
-    densenet-lambda convert IN.onnx OUT.nnef.tar
-                                             pre-process an ONNX model into tract's NNEF format,
-                                             which loads faster (a shorter cold start); use it
-                                             anywhere an .onnx file goes (MODEL_PATH, EMBED_MODEL_PATH)
-
-ENVIRONMENT:
-    MODEL_PATH           ONNX classifier, input [1,3,224,224] f32 (default: the embedded model if
-                         built with --features embed-model, else model/densenet121.onnx)
-    LABELS_PATH          labels in the tutorial's index_to_name.json shape (default: built-in ImageNet)
-    MODEL_THREADS        inference threads (default: available CPUs); requests run CPUs ÷ this at once
-    PRELOAD_MODEL        0 loads the model on the first /predict instead of in the background at start
-    MAX_BODY_BYTES       largest request body (default 6291456)
-    MAX_PARTS            most multipart parts (default 16)
-    MAX_IMAGE_DIMENSION  largest image width or height (default 16384)
-    MAX_DECODE_BYTES     most memory one decode may allocate (default 536870912)
-    JPEG_DCT_SCALING     0 decodes large JPEGs at full size before resizing (default: DCT-scaled)
-    CORS_ALLOW_ORIGINS   browser origins allowed to call the API: `*` or a comma list (default: off)
-    UI_ENABLED           1 serves an upload page at GET /ui (default: off)
-";
+#[derive(Subcommand)]
+enum Command {
+    /// Answer GET / and POST /predict over HTTP, like the tutorial's `flask run`
+    ///
+    /// Stops on SIGTERM or Ctrl-C after answering the requests in flight.
+    Serve {
+        /// Port to listen on.
+        #[arg(long, env = "PORT", default_value_t = 5000)]
+        port: u16,
+        /// Address to listen on (0.0.0.0 for every interface, e.g. in a container).
+        #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+        host: IpAddr,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Print what POST /predict answers for each image file, one JSON object per line
+    Classify {
+        /// Also print the k most probable classes with their probabilities (1 to 1000).
+        #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..=1000))]
+        topk: Option<u16>,
+        /// Image files (JPEG, PNG, GIF, WebP, BMP or TIFF).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Pre-process an ONNX model into tract's NNEF archive, which loads faster (a shorter cold
+    /// start); use it anywhere an .onnx file goes (MODEL_PATH, EMBED_MODEL_PATH)
+    Convert {
+        /// The ONNX model (its external weights file, if any, beside it).
+        #[arg(value_name = "IN.onnx")]
+        input: PathBuf,
+        /// The archive to write.
+        #[arg(value_name = "OUT.nnef.tar")]
+        output: PathBuf,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mode, rest) = args
-        .split_first()
-        .map_or(("", &[][..]), |(m, r)| (m.as_str(), r));
-    match mode {
-        "-h" | "--help" | "help" => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        "serve" => with_app(|app, preload| serve_mode(app, preload, rest)),
-        "classify" => with_app(|app, _| classify_mode(app, rest)),
-        "convert" => convert_mode(rest),
-        "" if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => with_app(lambda_mode),
-        "" => {
-            eprint!(
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Serve {
+            port,
+            host,
+            settings,
+        }) => serve_mode(&settings, SocketAddr::new(host, port)),
+        Some(Command::Classify {
+            topk,
+            files,
+            settings,
+        }) => classify_mode(&settings, topk, &files),
+        Some(Command::Convert { input, output }) => convert_mode(&input, &output),
+        None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => lambda_mode(),
+        None => {
+            eprintln!(
                 "AWS_LAMBDA_RUNTIME_API is not set, so this is not running inside Lambda.\n\
                  To try the function locally, run `densenet-lambda serve` and POST an image to\n\
-                 http://127.0.0.1:5000/predict, or run it under `cargo lambda watch`.\n\n{USAGE}"
+                 http://127.0.0.1:5000/predict, or run it under `cargo lambda watch`.\n\
+                 `densenet-lambda --help` lists every command."
             );
-            ExitCode::from(2)
-        }
-        other => {
-            eprint!("unknown command {other:?}\n\n{USAGE}");
             ExitCode::from(2)
         }
     }
 }
 
-/// Reads the configuration and builds the service, or explains what is wrong with the settings.
-/// The mode also gets `PRELOAD_MODEL`: servers start the model load once their logging is up
-/// (the CLI classifies at once, so a preload gains it nothing).
-fn with_app(mode: impl FnOnce(App, bool) -> ExitCode) -> ExitCode {
-    let built = Config::from_env().and_then(|config| Ok((config.build()?, config.preload_model)));
-    match built {
-        Ok((app, preload)) => mode(app, preload),
-        Err(e) => {
-            eprintln!("densenet-lambda: {e}");
-            ExitCode::from(2)
-        }
-    }
+/// Builds the service, or explains what is wrong with the settings.
+fn build(settings: &Settings) -> Result<App, ExitCode> {
+    settings.build(settings.model_source()).map_err(|e| {
+        eprintln!("densenet-lambda: {e}");
+        ExitCode::from(2)
+    })
 }
 
 /// The async runtime for I/O, on one thread: classification runs on `App`'s own worker threads,
@@ -93,12 +111,23 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-fn lambda_mode(app: App, preload: bool) -> ExitCode {
+fn lambda_mode() -> ExitCode {
     lambda_http::tracing::init_default_subscriber();
-    if preload {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("densenet-lambda: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let app = match build(&settings) {
+        Ok(app) => app,
+        Err(code) => return code,
+    };
+    if settings.preload_model {
         app.preload();
     }
-    match runtime().map(|rt| rt.block_on(lambda::run(app))) {
+    match runtime().map(|rt| rt.block_on(lambda::run(api::router(app)))) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("densenet-lambda: the Lambda runtime stopped: {e}");
@@ -111,44 +140,31 @@ fn lambda_mode(app: App, preload: bool) -> ExitCode {
     }
 }
 
-fn serve_mode(app: App, preload: bool, args: &[String]) -> ExitCode {
+fn serve_mode(settings: &Settings, addr: SocketAddr) -> ExitCode {
     lambda_http::tracing::init_default_subscriber_with_writer(std::io::stderr);
-    let port = match args {
-        [] => std::env::var("PORT").ok(),
-        [flag, value] if flag == "--port" => Some(value.clone()),
-        _ => {
-            eprint!("serve takes only --port N\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let app = match build(settings) {
+        Ok(app) => app,
+        Err(code) => return code,
     };
-    let port = match port.as_deref().map(str::parse::<u16>) {
-        None => 5000,
-        Some(Ok(port)) => port,
-        Some(Err(_)) => {
-            eprintln!("densenet-lambda: the port must be a number from 0 to 65535, got {port:?}");
-            return ExitCode::from(2);
-        }
-    };
-    if preload {
+    if settings.preload_model {
         app.preload();
     }
-    match runtime().and_then(|rt| rt.block_on(serve::serve(app, port))) {
+    let max_body_bytes = app.limits().max_body_bytes;
+    let served =
+        runtime().and_then(|rt| rt.block_on(serve::serve(api::router(app), addr, max_body_bytes)));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("densenet-lambda: cannot serve on 127.0.0.1:{port}: {e}");
+            eprintln!("densenet-lambda: cannot serve on {addr}: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn convert_mode(args: &[String]) -> ExitCode {
-    let [onnx, nnef] = args else {
-        eprint!("convert takes an input .onnx and an output .nnef.tar\n\n{USAGE}");
-        return ExitCode::from(2);
-    };
-    match densenet_lambda::model::convert_to_nnef(onnx.as_ref(), nnef.as_ref()) {
+fn convert_mode(input: &std::path::Path, output: &std::path::Path) -> ExitCode {
+    match densenet_lambda::model::convert_to_nnef(input, output) {
         Ok(()) => {
-            eprintln!("wrote {nnef}");
+            eprintln!("wrote {}", output.display());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -158,17 +174,14 @@ fn convert_mode(args: &[String]) -> ExitCode {
     }
 }
 
-/// Prints, for each file, exactly what `POST /predict` answers for it (same code path).
-fn classify_mode(app: App, args: &[String]) -> ExitCode {
+/// Prints, for each file, exactly what `POST /predict` answers for it: each file is sent to
+/// the API router as a raw image body.
+fn classify_mode(settings: &Settings, topk: Option<u16>, files: &[PathBuf]) -> ExitCode {
     lambda_http::tracing::init_default_subscriber_with_writer(std::io::stderr);
-    let (query, files) = match args {
-        [flag, k, files @ ..] if flag == "--topk" => (Some(format!("topk={k}")), files),
-        files => (None, files),
+    let app = match build(settings) {
+        Ok(app) => app,
+        Err(code) => return code,
     };
-    if files.is_empty() {
-        eprint!("classify needs at least one image file\n\n{USAGE}");
-        return ExitCode::from(2);
-    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -176,28 +189,43 @@ fn classify_mode(app: App, args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let router = api::router(app);
+    let uri = match topk {
+        Some(k) => format!("/predict?topk={k}"),
+        None => "/predict".to_owned(),
+    };
     let mut failed = false;
     for file in files {
-        let body = match std::fs::read(file) {
-            Ok(bytes) => Bytes::from(bytes),
+        let bytes = match std::fs::read(file) {
+            Ok(bytes) => bytes,
             Err(e) => {
                 failed = true;
-                let error = serde_json::json!({ "error": format!("cannot read {file}: {e}") });
-                println!("{error}");
+                let error = format!("cannot read {}: {e}", file.display());
+                println!("{}", serde_json::json!({ "error": error }));
                 continue;
             }
         };
-        let request = ApiRequest {
-            method: "POST".into(),
-            path: "/predict".into(),
-            query: query.clone(),
-            content_type: Some("application/octet-stream".into()),
-            body,
-            origin: None,
-        };
-        let reply = rt.block_on(app.handle(request));
-        failed |= reply.status != 200;
-        print!("{}", reply.body);
+        let request = Request::post(uri.as_str())
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(Body::from(bytes))
+            .expect("a POST with a static path is a valid request");
+        let (status, body) = rt.block_on(async {
+            let response = router
+                .clone()
+                .oneshot(request)
+                .await
+                .unwrap_or_else(|e| match e {});
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            (status, body)
+        });
+        failed |= !status.is_success();
+        print!("{}", String::from_utf8_lossy(&body));
     }
     if failed {
         ExitCode::FAILURE

@@ -9,7 +9,7 @@ use crate::model::{LazyModel, ModelSource, TRACT_VERSION};
 use crate::preprocess::CROP;
 
 /// `GET /model`'s reply. Keys in alphabetical order, as every reply here.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ModelInfo {
     /// Number of classes the model scores (known once loaded).
     pub classes: Option<usize>,

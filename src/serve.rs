@@ -1,132 +1,184 @@
-//! Local HTTP server edge, the tutorial's `flask run`: socket ↔ [`ApiRequest`]/[`ApiReply`].
+//! Local HTTP server edge, the tutorial's `flask run`: the API router under `axum::serve`, with
+//! graceful shutdown on SIGTERM and Ctrl-C (stop accepting, answer what is in flight, exit 0).
+//!
+//! One piece is ours: a reply sent before the request body was read (a 413 for an oversized
+//! upload, a 415 for a wrong content type) would make hyper close the connection with the rest
+//! of the body unread, and a client that writes its whole body before reading (Python's urllib)
+//! then sees "Broken pipe" instead of the reply. [`DrainUnread`] reads and discards what is left,
+//! up to a bound, so every client gets the JSON reply.
 
-use std::convert::Infallible;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header::EXPECT;
+use axum::Router;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use http_body::Body as _;
+use http_body_util::BodyExt;
 use tokio::net::TcpListener;
 
-use crate::api::{ApiError, ApiReply, ApiRequest, App};
-use crate::upload::UploadError;
+/// How long in-flight requests may take to finish once a shutdown signal arrives.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// Binds 127.0.0.1:`port` and answers requests until the process ends.
-pub async fn serve(app: App, port: u16) -> std::io::Result<()> {
-    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+/// How long, at most, an unread request body is drained after its reply.
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// Binds `host:port` and answers requests until SIGTERM or Ctrl-C.
+pub async fn serve(router: Router, addr: SocketAddr, max_body_bytes: usize) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    run(app, listener).await
+    run(router, listener, max_body_bytes, shutdown_signal()).await
 }
 
-/// Answers requests on an already bound listener (tests bind port 0 and read the address).
-pub async fn run(app: App, listener: TcpListener) -> std::io::Result<()> {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors and the like: keep serving the connections we have.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
+/// Answers requests on an already bound listener until `shutdown` completes, then lets the
+/// requests in flight finish (up to [`SHUTDOWN_GRACE`]).
+pub async fn run(
+    router: Router,
+    listener: TcpListener,
+    max_body_bytes: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Drain a few times the body limit at most: enough for any client's oversized upload to be
+    // written in full, not an invitation to stream gigabytes.
+    let drain_bytes = max_body_bytes.saturating_mul(4);
+    let router = router.layer(axum::middleware::map_request(move |request: Request| {
+        std::future::ready(drain_unread(request, drain_bytes))
+    }));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = stopped.await;
+    });
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = &mut server => return result,
+        () = shutdown => {}
+    }
+    tracing::info!("shutting down: no new connections; finishing the requests in flight");
+    let _ = stop.send(());
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still in flight after the grace period; exiting");
+            Ok(())
+        }
+    }
+}
+
+/// Completes on SIGTERM (what Lambda, systemd, Docker and Kubernetes send) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
             }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// Wraps the body so that whatever the handler leaves unread is drained after the reply. A
+/// client that sent `Expect: 100-continue` waits for our answer before sending the body, so
+/// there is nothing to drain.
+fn drain_unread(request: Request, max_bytes: usize) -> Request {
+    if request.headers().contains_key(EXPECT) {
+        return request;
+    }
+    request.map(|body| Body::new(DrainUnread::new(body, max_bytes)))
+}
+
+/// A request body that, when dropped unfinished, reads and discards the rest in the background
+/// (up to `max_bytes` and [`DRAIN_TIME`]), so hyper can deliver the reply to a client that is
+/// still writing.
+pub struct DrainUnread {
+    inner: Option<Body>,
+    finished: bool,
+    max_bytes: usize,
+}
+
+impl DrainUnread {
+    /// Wraps a body.
+    pub fn new(inner: Body, max_bytes: usize) -> DrainUnread {
+        DrainUnread {
+            inner: Some(inner),
+            finished: false,
+            max_bytes,
+        }
+    }
+}
+
+impl http_body::Body for DrainUnread {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
         };
-        let app = app.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(answer(&app, request).await) }
-            });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "connection ended with an error");
+        let frame = Pin::new(inner).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            self.finished = true;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.finished || self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| http_body::SizeHint::with_exact(0), |b| b.size_hint())
+    }
+}
+
+impl Drop for DrainUnread {
+    fn drop(&mut self) {
+        let Some(mut body) = self.inner.take() else {
+            return;
+        };
+        if self.finished || body.is_end_stream() {
+            return;
+        }
+        let max_bytes = self.max_bytes;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let drain = async {
+                let mut drained = 0usize;
+                while let Some(Ok(frame)) = body.frame().await {
+                    drained += frame.data_ref().map_or(0, Bytes::len);
+                    if drained > max_bytes {
+                        break;
+                    }
+                }
+                drained
+            };
+            match tokio::time::timeout(DRAIN_TIME, drain).await {
+                Ok(drained) => tracing::debug!(drained, "drained an unread request body"),
+                Err(_) => tracing::debug!("stopped draining a slow request body"),
             }
         });
     }
-}
-
-/// One HTTP exchange: refuse oversized bodies before reading them, then hand over to the API.
-async fn answer(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let max = app.limits().max_body_bytes;
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return closing(to_response(
-            ApiError::from(UploadError::TooLarge(max)).into_reply(),
-        ));
-    }
-    let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return closing(to_response(
-                ApiError::from(UploadError::TooLarge(max)).into_reply(),
-            ));
-        }
-        Err(e) => {
-            let error = UploadError::Malformed(format!("the body could not be read: {e}"));
-            return closing(to_response(ApiError::from(error).into_reply()));
-        }
-    };
-    let api_request = ApiRequest {
-        method: parts.method.as_str().to_owned(),
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
-        content_type: header(&parts.headers, CONTENT_TYPE),
-        body,
-        origin: header(&parts.headers, hyper::header::ORIGIN),
-    };
-    let head = api_request.method == "HEAD";
-    let mut response = to_response(app.handle(api_request).await);
-    if head {
-        *response.body_mut() = Full::new(Bytes::new());
-    }
-    response
-}
-
-/// A header's value, if present and ASCII.
-fn header(headers: &hyper::HeaderMap, name: hyper::header::HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// Asks the client to close the connection: the rest of an oversized body is never read.
-fn closing(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
-    response
-        .headers_mut()
-        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-    response
-}
-
-/// [`ApiReply`] → hyper response.
-fn to_response(reply: ApiReply) -> Response<Full<Bytes>> {
-    let mut builder = Response::builder()
-        .status(reply.status)
-        .header(CONTENT_TYPE, reply.content_type);
-    for (name, value) in &reply.headers {
-        builder = builder.header(*name, value.as_str());
-    }
-    builder
-        .body(Full::new(Bytes::from(reply.body)))
-        .unwrap_or_else(|_| {
-            let mut fallback = Response::new(Full::new(Bytes::from_static(
-                b"{\"error\":\"internal error: bad reply\"}\n",
-            )));
-            *fallback.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-            fallback
-        })
 }

@@ -4,9 +4,6 @@
 
 mod common;
 
-use densenet_lambda::lambda;
-use lambda_http::Body;
-
 fn events() -> Vec<(String, String)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
     let mut events: Vec<(String, String)> = std::fs::read_dir(&dir)
@@ -30,22 +27,15 @@ fn events() -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn every_event_gets_the_reply_its_name_promises() {
-    let app = common::app_with_model(common::efficientnet());
+    let router = common::router(common::app_with_model(common::efficientnet()));
     for (name, json) in events() {
         let request =
             lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let response = lambda::handle(&app, request).await;
+        let reply = common::call_lambda(&router, request).await;
         let (status, body) = common::event_expectation(&name);
-        assert_eq!(response.status().as_u16(), status, "{name}");
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/json",
-            "{name}"
-        );
-        let text = match response.body() {
-            Body::Text(text) => text.clone(),
-            other => panic!("{name}: body is not text: {other:?}"),
-        };
+        assert_eq!(reply.status, status, "{name}: {}", reply.body);
+        assert_eq!(reply.header("content-type"), "application/json", "{name}");
+        let text = reply.body;
         match body {
             Some(want) => assert_eq!(text, want, "{name}"),
             None => {
@@ -61,7 +51,7 @@ async fn every_event_gets_the_reply_its_name_promises() {
 
 #[tokio::test]
 async fn rest_api_stage_prefix_reaches_the_route() {
-    let app = common::app_with_model(common::efficientnet());
+    let router = common::router(common::app_with_model(common::efficientnet()));
     let json = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events/get-root-apigw-rest.json"),
     )
@@ -72,5 +62,23 @@ async fn rest_api_stage_prefix_reaches_the_route() {
         "lambda_http keeps the stage: {}",
         request.uri()
     );
-    assert_eq!(lambda::handle(&app, request).await.status(), 200);
+    assert_eq!(common::call_lambda(&router, request).await.status, 200);
+}
+
+#[tokio::test]
+async fn the_lambda_request_id_is_the_reply_request_id() {
+    let router = common::router(common::app_with_model(common::efficientnet()));
+    let json = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events/get-root-function-url.json"),
+    )
+    .unwrap();
+    let mut request = lambda_http::request::from_str(&json).unwrap();
+    let mut context = lambda_http::Context::default();
+    context.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd".into();
+    request.extensions_mut().insert(context);
+    let reply = common::call_lambda(&router, request).await;
+    assert_eq!(
+        reply.header("x-request-id"),
+        "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
+    );
 }

@@ -3,9 +3,6 @@
 
 mod common;
 
-use densenet_lambda::api::{ApiRequest, App};
-use densenet_lambda::lambda;
-
 const BOUNDARY: &str = "XyZboundary42";
 const FORM: &str = "multipart/form-data; boundary=XyZboundary42";
 
@@ -294,13 +291,6 @@ fn odd_but_valid_cases() -> Vec<Case> {
     cases
 }
 
-fn split_query(path: &str) -> (String, Option<String>) {
-    match path.split_once('?') {
-        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-        None => (path.to_owned(), None),
-    }
-}
-
 fn assert_reply(edge: &str, case: &Case, status: u16, body: &str) {
     assert_eq!(status, case.status, "{edge}: {}: {body}", case.name);
     let json: serde_json::Value = serde_json::from_str(body)
@@ -321,17 +311,20 @@ fn assert_reply(edge: &str, case: &Case, status: u16, body: &str) {
     }
 }
 
-async fn check_in_process(app: &App, case: &Case) {
-    let (path, query) = split_query(case.path);
-    let request = ApiRequest {
-        method: case.method.into(),
-        path,
-        query,
-        content_type: case.content_type.clone(),
-        body: case.body.clone().into(),
-        origin: None,
-    };
-    let reply = app.handle(request).await;
+async fn check_in_process(router: &axum::Router, case: &Case) {
+    let headers: Vec<(&str, &str)> = case
+        .content_type
+        .as_deref()
+        .map(|ct| ("content-type", ct))
+        .into_iter()
+        .collect();
+    let reply = common::call(router, case.method, case.path, &headers, case.body.clone()).await;
+    assert_eq!(
+        reply.header("content-type"),
+        "application/json",
+        "{}",
+        case.name
+    );
     assert_reply("api", case, reply.status, &reply.body);
 
     let mut builder = http::Request::builder()
@@ -343,28 +336,29 @@ async fn check_in_process(app: &App, case: &Case) {
     let event = builder
         .body(lambda_http::Body::Binary(case.body.clone()))
         .unwrap();
-    let response = lambda::handle(app, event).await;
-    assert_eq!(response.headers()["content-type"], "application/json");
-    let text = match response.body() {
-        lambda_http::Body::Text(t) => t.clone(),
-        other => panic!("{}: not text: {other:?}", case.name),
-    };
-    assert_reply("lambda", case, response.status().as_u16(), &text);
+    let reply = common::call_lambda(router, event).await;
+    assert_eq!(
+        reply.header("content-type"),
+        "application/json",
+        "{}",
+        case.name
+    );
+    assert_reply("lambda", case, reply.status, &reply.body);
 }
 
 #[tokio::test]
 async fn bad_requests_get_precise_json_errors_in_process() {
-    let app = common::app_with_model(common::efficientnet());
+    let router = common::router(common::app_with_model(common::efficientnet()));
     for case in bad_cases() {
-        check_in_process(&app, &case).await;
+        check_in_process(&router, &case).await;
     }
 }
 
 #[tokio::test]
 async fn odd_but_valid_images_are_classified_in_process() {
-    let app = common::app_with_model(common::efficientnet());
+    let router = common::router(common::app_with_model(common::efficientnet()));
     for case in odd_but_valid_cases() {
-        check_in_process(&app, &case).await;
+        check_in_process(&router, &case).await;
     }
 }
 
@@ -400,23 +394,11 @@ async fn corrupt_model_is_a_500_naming_the_file_and_get_still_answers() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("corrupt.onnx");
     std::fs::write(&path, b"this is not an onnx protobuf").unwrap();
-    let app = common::app_with_model(path.clone());
-    let request = |method: &str, path: &str, body: Vec<u8>| ApiRequest {
-        method: method.into(),
-        path: path.into(),
-        query: None,
-        content_type: Some("image/jpeg".into()),
-        body: body.into(),
-        origin: None,
-    };
+    let router = common::router(common::app_with_model(path.clone()));
+    let kitten = common::sample_bytes("kitten.jpg");
+    let headers = [("content-type", "image/jpeg")];
     for _ in 0..2 {
-        let reply = app
-            .handle(request(
-                "POST",
-                "/predict",
-                common::sample_bytes("kitten.jpg"),
-            ))
-            .await;
+        let reply = common::call(&router, "POST", "/predict", &headers, kitten.clone()).await;
         assert_eq!(reply.status, 500, "{}", reply.body);
         assert!(
             reply.body.contains("corrupt.onnx") && reply.body.contains("MODEL_PATH"),
@@ -424,6 +406,9 @@ async fn corrupt_model_is_a_500_naming_the_file_and_get_still_answers() {
             reply.body
         );
     }
-    assert_eq!(app.handle(request("GET", "/", vec![])).await.status, 200);
+    assert_eq!(
+        common::call(&router, "GET", "/", &[], vec![]).await.status,
+        200
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

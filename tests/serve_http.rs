@@ -215,3 +215,174 @@ fn a_failed_preload_is_retried_by_predict_and_get_still_answers() {
     assert_eq!(post_kitten(&server), 200);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends `signal` to a child process.
+fn signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn sigterm_and_ctrl_c_answer_the_request_in_flight_then_exit_0() {
+    use std::io::Write;
+    for sig in ["TERM", "INT"] {
+        let mut server = start(&common::efficientnet());
+        assert!(loaded_within(&server, true, Duration::from_secs(60)));
+        let kitten = common::sample_bytes("kitten.jpg");
+        let mut stream =
+            std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+            kitten.len()
+        )
+        .unwrap();
+        // Half the body, then the signal: the request is in flight when it arrives.
+        let half = kitten.len() / 2;
+        stream.write_all(&kitten[..half]).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        signal(&server.child, sig);
+        std::thread::sleep(Duration::from_millis(300));
+        stream.write_all(&kitten[half..]).unwrap();
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        assert!(reply.starts_with("HTTP/1.1 200"), "SIG{sig}: {reply}");
+        assert!(
+            reply.ends_with("{\"class_id\":282,\"class_name\":\"tiger_cat\"}\n"),
+            "SIG{sig}: {reply}"
+        );
+        let status = server.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "SIG{sig}: {status:?}");
+    }
+}
+
+/// Writes a whole request before reading anything (as Python's urllib does), then reads the
+/// reply until the server closes the connection or stops sending.
+fn write_then_read(server: &common::Serve, head: &str, body: &[u8], chunked: bool) -> String {
+    use std::io::Write;
+    let mut stream =
+        std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    if chunked {
+        for chunk in body.chunks(64 * 1024) {
+            write!(stream, "{:x}\r\n", chunk.len()).unwrap();
+            stream.write_all(chunk).unwrap();
+            stream.write_all(b"\r\n").unwrap();
+        }
+        stream.write_all(b"0\r\n\r\n").unwrap();
+    } else {
+        stream.write_all(body).unwrap();
+    }
+    let mut reply = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&buffer[..n]);
+        if reply.ends_with(b"}\n") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[test]
+fn an_oversized_body_written_before_reading_gets_the_413_json() {
+    // The default limit (6 MiB); the client writes 12 MB before it reads.
+    let server = common::serve(&common::efficientnet(), &[]);
+    let body = vec![0x5a; 12_000_000];
+    let head = format!(
+        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let reply = write_then_read(&server, &head, &body, false);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(
+        reply.contains("{\"error\":\"the request body is larger than"),
+        "{reply}"
+    );
+    // The same without a Content-Length: the limit is found while reading.
+    let head = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let reply = write_then_read(&server, head, &body, true);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(
+        reply.contains("{\"error\":\"the request body is larger than"),
+        "{reply}"
+    );
+    // And the server still answers.
+    assert_eq!(post_kitten(&server), 200);
+}
+
+#[test]
+fn help_and_version_say_what_to_type() {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_densenet-lambda"))
+            .args(args)
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+    for command in ["serve", "classify", "convert", "AWS_LAMBDA_RUNTIME_API"] {
+        assert!(out.contains(command), "--help lacks {command}: {out}");
+    }
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(
+        (code, out.trim()),
+        (
+            Some(0),
+            concat!("densenet-lambda ", env!("CARGO_PKG_VERSION"))
+        )
+    );
+    let (code, out, _) = run(&["serve", "--help"]);
+    assert_eq!(code, Some(0));
+    for variable in [
+        "PORT",
+        "MODEL_PATH",
+        "MODEL_THREADS",
+        "MAX_BODY_BYTES",
+        "CORS_ALLOW_ORIGINS",
+        "UI_ENABLED",
+        "DOCS_ENABLED",
+    ] {
+        assert!(
+            out.contains(&format!("[env: {variable}")),
+            "serve --help lacks {variable}: {out}"
+        );
+    }
+    let (code, out, _) = run(&["classify", "--help"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("--topk") && out.contains("[env: MODEL_PATH"),
+        "{out}"
+    );
+    // Mistakes are exit 2 with what to type instead.
+    let (code, _, err) = run(&["serve", "--prot", "8080"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--port") && err.contains("--help"), "{err}");
+    let (code, _, err) = run(&["clasify", "x.jpg"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("classify"), "{err}");
+    let (code, _, err) = run(&["classify"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("<FILE>"), "{err}");
+    let (code, _, err) = run(&[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("densenet-lambda serve"), "{err}");
+}

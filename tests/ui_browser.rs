@@ -1,6 +1,7 @@
-//! The upload page at `GET /ui` in a real browser: headless Chromium, driven through chromedriver
-//! over the W3C WebDriver HTTP protocol, uploads the kitten and sees the reference top-5 drawn as
-//! bars; uploading a text file shows an error and no rows.
+//! The opt-in pages in a real browser: headless Chromium, driven through chromedriver over the
+//! W3C WebDriver HTTP protocol. The upload page at `GET /ui` uploads the kitten and sees the
+//! reference top-5 drawn as bars, and a text file shows an error and no rows; the API
+//! documentation at `GET /docs` (Swagger UI) renders every operation of `/openapi.json`.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian: `apt-get install -y chromium
 //! chromium-driver`); without them the test fails and says so.
@@ -78,12 +79,12 @@ fn wait_until_up(url: &str, timeout: Duration, what: &str, process: &mut Process
     }
 }
 
-/// `densenet-lambda serve` with the upload page enabled and the real-weights model.
-fn start_server() -> (Process, String) {
+/// `densenet-lambda serve` with the real-weights model and `setting` (a page) enabled.
+fn start_server(setting: &str) -> (Process, String) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_densenet-lambda"))
         .args(["serve", "--port", &port.to_string()])
-        .env("UI_ENABLED", "1")
+        .env(setting, "1")
         .env("MODEL_PATH", common::efficientnet())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -365,7 +366,7 @@ fn upload_page_classifies_the_kitten_and_reports_errors_in_a_browser() {
     assert_eq!(expected[..3], ["tiger_cat", "tabby", "Egyptian_cat"]);
 
     require_browser();
-    let (_server, base) = start_server();
+    let (_server, base) = start_server("UI_ENABLED");
     let (_driver, driver_url) = start_chromedriver();
     let profile = TempDir::new("profile");
     let session = Session::new(&driver_url, &profile.0);
@@ -449,5 +450,59 @@ fn upload_page_classifies_the_kitten_and_reports_errors_in_a_browser() {
     );
 
     // End the session explicitly (closing the browser) before chromedriver and the server stop.
+    session.close();
+}
+
+#[test]
+fn docs_page_renders_every_operation_in_a_browser() {
+    require_browser();
+    let (_server, base) = start_server("DOCS_ENABLED");
+    let document: Value = serde_json::from_str(
+        &Client::new()
+            .get(format!("{base}/openapi.json"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut expected: Vec<String> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, operations)| {
+            operations
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    expected.sort();
+    assert!(
+        expected.contains(&"POST /predict".to_owned()),
+        "{expected:?}"
+    );
+
+    let (_driver, driver_url) = start_chromedriver();
+    let profile = TempDir::new("docs-profile");
+    let session = Session::new(&driver_url, &profile.0);
+    session.navigate(&format!("{base}/docs"));
+    let mut shown = wait_for(RESULT_TIMEOUT, "Swagger UI's operations", || {
+        let blocks = session.find_all(".opblock-summary");
+        (blocks.len() >= expected.len()).then_some(blocks)
+    })
+    .iter()
+    .map(|block| {
+        let method = session.text(&session.find_in(block, ".opblock-summary-method"));
+        let path = session.text(&session.find_in(block, ".opblock-summary-path"));
+        format!("{method} {}", path.trim_end_matches('\u{200b}'))
+    })
+    .collect::<Vec<_>>();
+    shown.sort();
+    assert_eq!(
+        shown, expected,
+        "operations shown by /docs against /openapi.json"
+    );
     session.close();
 }

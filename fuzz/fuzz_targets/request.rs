@@ -1,5 +1,6 @@
-//! Fuzzes the request path up to the model input: Content-Type + body → `upload::images`
-//! (multipart parsing with multer, or a raw image body) → `preprocess::preprocess` (format
+//! Fuzzes the request path up to the model input: Content-Type + body → `upload::BodyKind` and
+//! `upload::images` (multipart parsing with multer, or a raw image body) →
+//! `preprocess::preprocess` (format
 //! sniffing, decoding under limits, RGB conversion, PIL-exact resize, crop, normalise).
 //!
 //! Input layout: byte 0 chooses the Content-Type (see `CONTENT_TYPES`, taken modulo their
@@ -100,11 +101,10 @@ fuzz_target!(|data: &[u8]| {
     let options = decode_options((usize::from(selector) / CONTENT_TYPES.len()) % 2 == 0);
     let body = Bytes::copy_from_slice(body);
 
-    let uploaded = block_on(upload::images(
-        content_type,
-        body.clone(),
-        UploadLimits::default(),
-    ));
+    let uploaded = upload::BodyKind::from_content_type(content_type).and_then(|kind| {
+        let chunks = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(body.clone())]);
+        block_on(upload::images(kind, chunks, UploadLimits::default()))
+    });
     if verbose() {
         match &uploaded {
             Ok(files) => eprintln!(

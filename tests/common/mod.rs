@@ -92,6 +92,77 @@ pub fn app_with_model(path: PathBuf) -> App {
     App::new(Arc::new(classifier), UploadLimits::default()).unwrap()
 }
 
+/// The API router of an app, as both edges run it.
+pub fn router(app: App) -> axum::Router {
+    densenet_lambda::api::router(app)
+}
+
+/// A reply as the tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// A header's value, or "" when absent.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// Sends one request through the router in-process (`tower::ServiceExt::oneshot`).
+pub async fn call(
+    router: &axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Reply {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut request = http::Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(axum::body::Body::from(body)).unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+/// Sends one Lambda event through the service `lambda_http::run` runs, and converts the reply
+/// as the runtime does; the body must come back as text (JSON).
+pub async fn call_lambda(router: &axum::Router, event: lambda_http::Request) -> Reply {
+    use lambda_http::IntoResponse;
+    use tower::ServiceExt;
+    let response = densenet_lambda::lambda::service(router.clone())
+        .oneshot(event)
+        .await
+        .unwrap()
+        .into_response()
+        .await;
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        lambda_http::Body::Text(text) => text,
+        other => panic!("the Lambda reply body is not text: {other:?}"),
+    };
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
 /// Builds a multipart/form-data body with the given (field name, file name, bytes) parts.
 pub fn multipart(boundary: &str, parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
     let mut body = Vec::new();
