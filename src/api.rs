@@ -20,6 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::classifier::{Classifier, ClassifyError, Prediction, Scored};
+use crate::metrics::Metrics;
 use crate::model_info::{self, ChecksumCache, ModelInfo};
 use crate::preprocess::ImageError;
 use crate::upload::{self, BodyKind, UploadError, UploadLimits};
@@ -59,6 +60,8 @@ pub struct App {
     checksums: Arc<ChecksumCache>,
     /// The threads that decode and infer (CPUs ÷ model threads); requests beyond them wait.
     workers: Arc<Workers>,
+    /// CloudWatch metrics (EMF records), off unless asked for.
+    metrics: Arc<Metrics>,
 }
 
 /// How long a request may take before it is answered with a 503 (`REQUEST_TIMEOUT_SECS`):
@@ -79,6 +82,7 @@ impl App {
             timeout: DEFAULT_TIMEOUT,
             checksums: Arc::default(),
             workers: Arc::new(Workers::new(workers)?),
+            metrics: Arc::new(Metrics::off()),
         })
     }
 
@@ -98,6 +102,12 @@ impl App {
     /// Turns on opt-in features.
     pub fn with_features(mut self, features: Features) -> App {
         self.features = features;
+        self
+    }
+
+    /// Writes an EMF record per prediction (CloudWatch metrics).
+    pub fn with_metrics(mut self, metrics: Metrics) -> App {
+        self.metrics = Arc::new(metrics);
         self
     }
 
@@ -490,8 +500,12 @@ async fn predict(
                 error.into()
             }
         })?;
+    let request_id = headers
+        .get(crate::layers::REQUEST_ID)
+        .and_then(|v| v.to_str().ok());
     for (prediction, bytes) in predictions.iter().zip(sizes) {
         log_prediction(prediction, bytes);
+        app.metrics.record(prediction, request_id);
     }
     let mut replies: Vec<PredictReply> = predictions
         .iter()

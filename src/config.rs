@@ -12,6 +12,7 @@ use clap::{value_parser, ArgAction, Args, Parser};
 use crate::api::{App, Features};
 use crate::classifier::Classifier;
 use crate::labels::Labels;
+use crate::metrics::Metrics;
 use crate::model::{self, LazyModel, ModelOptions, ModelSource};
 use crate::preprocess::DecodeOptions;
 use crate::upload::UploadLimits;
@@ -93,6 +94,18 @@ pub struct Settings {
           num_args = 0..=1, default_missing_value = "true",
           value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
     pub docs_enabled: bool,
+
+    /// Write one CloudWatch Embedded Metric Format record per prediction to stdout (phase
+    /// milliseconds, a cold-start flag, the class), which Lambda turns into metrics.
+    #[arg(long, env = "CLOUDWATCH_METRICS", value_name = "BOOL", default_value = "false",
+          num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub cloudwatch_metrics: bool,
+
+    /// The CloudWatch namespace of those metrics.
+    #[arg(long, env = "CLOUDWATCH_METRICS_NAMESPACE", value_name = "NAME",
+          default_value = crate::metrics::DEFAULT_NAMESPACE)]
+    pub cloudwatch_metrics_namespace: String,
 
     /// Seconds a request may take before it is answered with a 503: under API Gateway's
     /// 29-second limit, so clients get the JSON reply rather than a gateway error.
@@ -177,9 +190,14 @@ impl Settings {
         let classifier = Classifier::new(model, labels, self.decode_options());
         let app =
             App::new(Arc::new(classifier), self.upload_limits()).map_err(ConfigError::Threads)?;
+        let metrics = Metrics::new(
+            self.cloudwatch_metrics
+                .then(|| self.cloudwatch_metrics_namespace.clone()),
+        );
         Ok(app
             .with_features(self.features())
-            .with_timeout(Duration::from_secs(self.request_timeout_secs)))
+            .with_timeout(Duration::from_secs(self.request_timeout_secs))
+            .with_metrics(metrics))
     }
 }
 

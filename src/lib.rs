@@ -14,6 +14,7 @@ pub mod config;
 pub mod embedded;
 pub mod kernels;
 pub mod labels;
+pub mod metrics;
 pub mod lambda;
 pub mod layers;
 pub mod model;
