@@ -40,7 +40,8 @@ pub struct Config {
     pub labels_path: Option<PathBuf>,
     /// Request limits (`MAX_BODY_BYTES`, `MAX_PARTS`).
     pub upload: UploadLimits,
-    /// Decode limits and speed-ups (`MAX_IMAGE_DIMENSION`, `MAX_DECODE_BYTES`, `JPEG_DCT_SCALING`).
+    /// Decode limits and speed-ups (`MAX_IMAGE_DIMENSION`, `MAX_DECODE_BYTES`, else derived from
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, `JPEG_DCT_SCALING`).
     pub decode: DecodeOptions,
     /// Opt-in additions (`CORS_ALLOW_ORIGINS`, `UI_ENABLED`).
     pub features: Features,
@@ -79,7 +80,14 @@ impl Config {
             }
         };
         let upload_defaults = UploadLimits::default();
-        let decode_defaults = DecodeOptions::default();
+        // Under Lambda the decode budget follows the function's memory (MB, set by Lambda);
+        // an explicit MAX_DECODE_BYTES still wins.
+        let decode_defaults = match lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+            .and_then(|mb| mb.trim().parse::<u64>().ok())
+        {
+            Some(mb) => DecodeOptions::for_function_memory(mb),
+            None => DecodeOptions::default(),
+        };
         Ok(Config {
             model,
             model_options: ModelOptions {
@@ -166,6 +174,27 @@ mod tests {
         for off in ["0", "false", " no "] {
             assert!(!config(&[("PRELOAD_MODEL", off)]).unwrap().preload_model);
         }
+    }
+
+    #[test]
+    fn decode_budget_follows_the_function_memory_unless_set() {
+        let budget = |vars: &[(&str, &str)]| config(vars).unwrap().decode.max_alloc_bytes;
+        assert_eq!(budget(&[]), DecodeOptions::default().max_alloc_bytes);
+        assert_eq!(
+            budget(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")]),
+            256 << 20
+        );
+        assert_eq!(
+            budget(&[
+                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512"),
+                ("MAX_DECODE_BYTES", "1000000")
+            ]),
+            1_000_000
+        );
+        assert_eq!(
+            budget(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "not a number")]),
+            DecodeOptions::default().max_alloc_bytes
+        );
     }
 
     #[test]

@@ -394,7 +394,10 @@ pub fn identity_cases() -> Vec<(String, Vec<u8>)> {
     // PNG through the png crate: palette (with and without tRNS), low bit depths, tRNS on grey/RGB.
     let pal = palette256();
     let trns: Vec<u8> = (0..256u32).map(|i| (i * 5 % 256) as u8).collect();
-    for (name, trns) in [("png-palette-trns", Some(trns.clone())), ("png-palette", None)] {
+    for (name, trns) in [
+        ("png-palette-trns", Some(trns.clone())),
+        ("png-palette", None),
+    ] {
         add(
             name,
             png(w, h, C::Indexed, D::Eight, Some(pal.clone()), trns, |y| {
@@ -404,9 +407,15 @@ pub fn identity_cases() -> Vec<(String, Vec<u8>)> {
     }
     add(
         "png-palette-4bit",
-        png(w, h, C::Indexed, D::Four, Some(pal[..48].to_vec()), None, |y| {
-            pack_bits((0..w).map(|x| index8(x, y, w, h) % 16), 4)
-        }),
+        png(
+            w,
+            h,
+            C::Indexed,
+            D::Four,
+            Some(pal[..48].to_vec()),
+            None,
+            |y| pack_bits((0..w).map(|x| index8(x, y, w, h) % 16), 4),
+        ),
     );
     for bits in [1u8, 2, 4] {
         let depth = D::from_u8(bits).unwrap();
@@ -425,19 +434,35 @@ pub fn identity_cases() -> Vec<(String, Vec<u8>)> {
     );
     add(
         "png-rgb8-trns",
-        png(w, h, C::Rgb, D::Eight, None, Some(vec![0, 60, 0, 70, 0, 80]), |y| {
-            (0..w)
-                .flat_map(|x| (0..3).map(move |c| sample8(x, y, w, h, c)))
-                .collect()
-        }),
+        png(
+            w,
+            h,
+            C::Rgb,
+            D::Eight,
+            None,
+            Some(vec![0, 60, 0, 70, 0, 80]),
+            |y| {
+                (0..w)
+                    .flat_map(|x| (0..3).map(move |c| sample8(x, y, w, h, c)))
+                    .collect()
+            },
+        ),
     );
     add(
         "png-rgb16-trns",
-        png(w, h, C::Rgb, D::Sixteen, None, Some(vec![1, 2, 3, 4, 5, 6]), |y| {
-            (0..w)
-                .flat_map(|x| (0..3).flat_map(move |c| sample16(x, y, w, h, c).to_be_bytes()))
-                .collect()
-        }),
+        png(
+            w,
+            h,
+            C::Rgb,
+            D::Sixteen,
+            None,
+            Some(vec![1, 2, 3, 4, 5, 6]),
+            |y| {
+                (0..w)
+                    .flat_map(|x| (0..3).flat_map(move |c| sample16(x, y, w, h, c).to_be_bytes()))
+                    .collect()
+            },
+        ),
     );
 
     // Adam7-interlaced PNGs (decoded whole).
@@ -480,27 +505,51 @@ pub fn identity_cases() -> Vec<(String, Vec<u8>)> {
     add("jpeg-rgb", jpeg_baseline(&dynamic8(640, 480, 3), 90));
     add("jpeg-grey", jpeg_baseline(&dynamic8(640, 480, 1), 90));
     add("jpeg-cmyk", jpeg(600, 450, J::Cmyk, false, S::F_1_1, 90));
-    add("jpeg-ycck", jpeg(600, 450, J::CmykAsYcck, false, S::F_2_2, 90));
-    add("jpeg-progressive-420", jpeg(800, 600, J::Rgb, true, S::F_2_2, 85));
-    add("jpeg-progressive-444", jpeg(801, 599, J::Rgb, true, S::F_1_1, 92));
-    add("jpeg-progressive-grey", jpeg(700, 500, J::Luma, true, S::F_1_1, 90));
+    add(
+        "jpeg-ycck",
+        jpeg(600, 450, J::CmykAsYcck, false, S::F_2_2, 90),
+    );
+    add(
+        "jpeg-progressive-420",
+        jpeg(800, 600, J::Rgb, true, S::F_2_2, 85),
+    );
+    add(
+        "jpeg-progressive-444",
+        jpeg(801, 599, J::Rgb, true, S::F_1_1, 92),
+    );
+    add(
+        "jpeg-progressive-grey",
+        jpeg(700, 500, J::Luma, true, S::F_1_1, 90),
+    );
     add("jpeg-422", jpeg(800, 600, J::Rgb, false, S::F_2_1, 90));
     // Large enough for DCT-scaled decoding (shorter side ≥ 1020 px).
     add("jpeg-12mp", jpeg_baseline(&dynamic8(4000, 3000, 3), 90));
-    add("jpeg-large-grey", jpeg_baseline(&dynamic8(2048, 1536, 1), 90));
+    add(
+        "jpeg-large-grey",
+        jpeg_baseline(&dynamic8(2048, 1536, 1), 90),
+    );
     add(
         "jpeg-large-progressive",
         jpeg(2400, 1800, J::Rgb, true, S::F_2_2, 85),
     );
-    add("jpeg-large-cmyk", jpeg(1200, 1100, J::Cmyk, false, S::F_1_1, 85));
+    add(
+        "jpeg-large-cmyk",
+        jpeg(1200, 1100, J::Cmyk, false, S::F_1_1, 85),
+    );
     add(
         "jpeg-large-wide",
         jpeg_baseline(&dynamic8(6000, 1030, 3), 85),
     );
 
     // GIF: full canvas, frame inside a larger canvas, interlaced, transparent index, animated.
-    add("gif-full", gif(320, 240, 0, 0, 320, 240, false, None, false));
-    add("gif-offset", gif(320, 240, 50, 40, 100, 80, false, Some(3), false));
+    add(
+        "gif-full",
+        gif(320, 240, 0, 0, 320, 240, false, None, false),
+    );
+    add(
+        "gif-offset",
+        gif(320, 240, 50, 40, 100, 80, false, Some(3), false),
+    );
     add(
         "gif-interlaced",
         gif(300, 207, 0, 0, 300, 207, true, None, false),
@@ -513,7 +562,10 @@ pub fn identity_cases() -> Vec<(String, Vec<u8>)> {
         "gif-rows-band",
         gif(300, 207, 0, 20, 300, 100, false, None, false),
     );
-    add("gif-animated", gif(320, 240, 0, 0, 320, 240, false, None, true));
+    add(
+        "gif-animated",
+        gif(320, 240, 0, 0, 320, 240, false, None, true),
+    );
 
     // WebP (lossless; lossy is covered by tests/fixtures/tiny.webp), TIFF, BMP.
     add("webp-rgb", webp_lossless(&dynamic8(w, h, 3)));
