@@ -70,7 +70,6 @@ pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Option<GifRows<'_>>,
         interlaced,
         max_dimension: options.max_dimension,
     };
-    rows.cost().check(options.max_alloc_bytes)?;
     Ok(Some(rows))
 }
 

@@ -156,16 +156,15 @@ pub fn zune_cost(bytes: &[u8], width: u32, height: u32, out_bytes: u64) -> Cost 
 }
 
 /// What jpeg-decoder allocates for a decode at `scale`/8 of the size giving `out_w`×`out_h` with
-/// `channels` channels: every coefficient if progressive (full size), each component's plane at
-/// the reduced size, the output, and two MCU rows of coefficients.
+/// `channels` channels: each component's plane at the reduced size, the output, and the
+/// coefficients. For images above 128×128 it hands each MCU row's coefficients to one thread per
+/// component through an unbounded channel, so on a starved CPU every row of the image can be in
+/// flight at once (2 bytes a coefficient, full size); a progressive image also keeps all of them
+/// until its last scan, and sends copies.
 fn scaled_cost(header: &JpegHeader, scale: u64, out_w: u32, out_h: u32, channels: u64) -> Cost {
     let (_, vmax, mcu_x, _) = header.mcus();
     let blocks = header.blocks();
-    let coefficients = if header.progressive {
-        blocks * 64 * 2
-    } else {
-        0
-    };
+    let coefficients = blocks * 64 * 2 * if header.progressive { 2 } else { 1 };
     let planes = blocks * scale * scale;
     let output = u64::from(out_w) * u64::from(out_h) * channels;
     let mcu_rows = header.sampling.len() as u64 * mcu_x * 8 * vmax * 64 * 2 * 2;
@@ -188,10 +187,23 @@ pub fn is_complete(bytes: &[u8]) -> bool {
     bytes[last_scan..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
-/// Decodes a large 8-bit grey or RGB JPEG at a reduced DCT scale, within the budget. `None`
-/// when the image is too small to gain from it or in a mode this path does not handle (CMYK,
-/// 16-bit): the full decoder takes those.
-pub fn decode_scaled(bytes: &[u8], options: DecodeOptions) -> Result<Option<Whole>, ImageError> {
+/// A large 8-bit grey or RGB JPEG set up for decoding at a reduced DCT scale.
+pub struct ScaledJpeg<'a> {
+    decoder: Decoder<&'a [u8]>,
+    grey: bool,
+    out_size: (u32, u32),
+    source_size: (u32, u32),
+    /// What the decode will allocate.
+    pub cost: Cost,
+}
+
+/// Reads a JPEG's header and, if it is large enough to gain from DCT scaling and in a mode that
+/// path handles (8-bit grey or RGB), sets the scale. `None` leaves it to the full decoder (CMYK,
+/// 16-bit, small images).
+pub fn plan_scaled(
+    bytes: &[u8],
+    options: DecodeOptions,
+) -> Result<Option<ScaledJpeg<'_>>, ImageError> {
     let corrupt = |e: jpeg_decoder::Error| ImageError::Corrupt(e.to_string());
     let mut decoder = Decoder::new(bytes);
     decoder.read_info().map_err(corrupt)?;
@@ -223,27 +235,39 @@ pub fn decode_scaled(bytes: &[u8], options: DecodeOptions) -> Result<Option<Whol
         .into_iter()
         .find(|&s| (u64::from(width) * s).div_ceil(8) >= u64::from(out_w))
         .unwrap_or(8);
-    let channels = if info.pixel_format == PixelFormat::L8 {
-        1
-    } else {
-        3
-    };
+    let grey = info.pixel_format == PixelFormat::L8;
     let header = JpegHeader::parse(bytes)
         .filter(|h| (h.width, h.height) == (width, height))
         .unwrap_or_else(|| worst_case(width, height));
-    scaled_cost(&header, scale, out_w, out_h, channels).check(options.max_alloc_bytes)?;
-    let pixels = decoder.decode().map_err(corrupt)?;
-    let image = match info.pixel_format {
-        PixelFormat::L8 => {
+    let cost = scaled_cost(&header, scale, out_w, out_h, if grey { 1 } else { 3 });
+    Ok(Some(ScaledJpeg {
+        decoder,
+        grey,
+        out_size: (out_w, out_h),
+        source_size: (width, height),
+        cost,
+    }))
+}
+
+impl ScaledJpeg<'_> {
+    /// Decodes (the caller has checked the cost against the budget).
+    pub fn decode(mut self) -> Result<Whole, ImageError> {
+        let pixels = self
+            .decoder
+            .decode()
+            .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+        let (out_w, out_h) = self.out_size;
+        let image = if self.grey {
             image::GrayImage::from_raw(out_w, out_h, pixels).map(image::DynamicImage::ImageLuma8)
+        } else {
+            image::RgbImage::from_raw(out_w, out_h, pixels).map(image::DynamicImage::ImageRgb8)
+        };
+        match image {
+            Some(image) => Ok(Whole::new(image, self.source_size)),
+            None => Err(ImageError::Corrupt(
+                "the JPEG decoder returned fewer pixels than its header promised".into(),
+            )),
         }
-        _ => image::RgbImage::from_raw(out_w, out_h, pixels).map(image::DynamicImage::ImageRgb8),
-    };
-    match image {
-        Some(image) => Ok(Some(Whole::new(image, (width, height)))),
-        None => Err(ImageError::Corrupt(
-            "the JPEG decoder returned fewer pixels than its header promised".into(),
-        )),
     }
 }
 

@@ -179,31 +179,73 @@ pub fn preprocess(bytes: &[u8], options: DecodeOptions) -> Result<Preprocessed, 
 }
 
 /// Sniffs the format from the content and opens the right row source, having checked the
-/// header against the limits (dimensions, and the decode budget for what is decoded whole).
-/// Images decoded whole are decoded here.
+/// header against the limits (dimensions, and the decode budget). Images decoded whole are
+/// decoded here.
 pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Box<dyn RowSource + '_>, ImageError> {
+    let budget = options.max_alloc_bytes;
+    match plan(bytes, options)? {
+        Plan::Png(rows) => {
+            rows.cost().check(budget)?;
+            Ok(Box::new(rows))
+        }
+        Plan::Gif(rows) => {
+            rows.cost().check(budget)?;
+            Ok(Box::new(rows))
+        }
+        Plan::ScaledJpeg(jpeg) => {
+            jpeg.cost.check(budget)?;
+            Ok(Box::new(jpeg.decode()?))
+        }
+        Plan::Whole(prepared) => {
+            prepared.cost.check(budget)?;
+            let image = prepared.decode()?;
+            let size = (image.width(), image.height());
+            Ok(Box::new(whole::Whole::new(image, size)))
+        }
+    }
+}
+
+/// What decoding `bytes` for the model will allocate at most, computed from the header alone
+/// (nothing large is allocated): the figure [`DecodeOptions::max_alloc_bytes`] is checked
+/// against. Header errors are the errors [`preprocess`] would give.
+pub fn decode_cost(bytes: &[u8], options: DecodeOptions) -> Result<budget::Cost, ImageError> {
+    Ok(match plan(bytes, options)? {
+        Plan::Png(rows) => rows.cost(),
+        Plan::Gif(rows) => rows.cost(),
+        Plan::ScaledJpeg(jpeg) => jpeg.cost,
+        Plan::Whole(prepared) => prepared.cost,
+    })
+}
+
+/// How an image will be decoded, its header read.
+enum Plan<'a> {
+    Png(png::PngRows<'a>),
+    Gif(gif::GifRows<'a>),
+    ScaledJpeg(jpeg::ScaledJpeg<'a>),
+    Whole(whole::Prepared<'a>),
+}
+
+fn plan(bytes: &[u8], options: DecodeOptions) -> Result<Plan<'_>, ImageError> {
     let format = image::guess_format(bytes).map_err(|_| ImageError::UnknownFormat)?;
     match format {
         ImageFormat::Png => {
             if let Some(rows) = png::open(bytes, options)? {
-                return Ok(Box::new(rows));
+                return Ok(Plan::Png(rows));
             }
         }
         ImageFormat::Gif => {
             if let Some(rows) = gif::open(bytes, options)? {
-                return Ok(Box::new(rows));
+                return Ok(Plan::Gif(rows));
             }
         }
         ImageFormat::Jpeg if options.jpeg_dct_scaling && jpeg::is_complete(bytes) => {
-            if let Some(scaled) = jpeg::decode_scaled(bytes, options)? {
-                return Ok(Box::new(scaled));
+            if let Some(scaled) = jpeg::plan_scaled(bytes, options)? {
+                return Ok(Plan::ScaledJpeg(scaled));
             }
         }
         _ => {}
     }
-    let image = decode_sniffed(bytes, format, options)?;
-    let size = (image.width(), image.height());
-    Ok(Box::new(whole::Whole::new(image, size)))
+    Ok(Plan::Whole(prepare_sniffed(bytes, format, options)?))
 }
 
 /// Decodes bytes into an image at full size, choosing the format from the content, within the
@@ -211,20 +253,22 @@ pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Box<dyn RowSource + 
 /// be streamed; for callers that want the pixels themselves.)
 pub fn decode(bytes: &[u8], options: DecodeOptions) -> Result<DynamicImage, ImageError> {
     let format = image::guess_format(bytes).map_err(|_| ImageError::UnknownFormat)?;
-    decode_sniffed(bytes, format, options)
+    let prepared = prepare_sniffed(bytes, format, options)?;
+    prepared.cost.check(options.max_alloc_bytes)?;
+    prepared.decode()
 }
 
-fn decode_sniffed(
+fn prepare_sniffed(
     bytes: &[u8],
     format: ImageFormat,
     options: DecodeOptions,
-) -> Result<DynamicImage, ImageError> {
+) -> Result<whole::Prepared<'_>, ImageError> {
     if format == ImageFormat::Jpeg && !jpeg::is_complete(bytes) {
         return Err(ImageError::Corrupt(
             "the JPEG data is truncated: no end-of-image marker after the last scan".into(),
         ));
     }
-    whole::decode(bytes, format, options)
+    whole::prepare(bytes, format, options)
 }
 
 /// The `image` crate's limits for these options.

@@ -95,7 +95,6 @@ pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Option<PngRows<'_>>,
         format,
         max_dimension: options.max_dimension,
     };
-    rows.cost().check(options.max_alloc_bytes)?;
     Ok(Some(rows))
 }
 

@@ -118,18 +118,23 @@ fn cost(format: ImageFormat, decoder: &dyn ImageDecoder, bytes: &[u8], extra: Ex
             "a non-interlaced PNG, which is decoded row by row at any size",
         ),
         ImageFormat::WebP => {
-            // Lossy: Y, U and V planes padded to 16 px (1.5 B/px) and, with alpha, the alpha
-            // plane decoded as RGBA (4 + 1 B/px); lossless without alpha: an RGBA copy (4 B/px).
-            // Animated: also the RGBA canvas, the RGBA frame and the frame's own planes.
+            // image-webp 0.2: lossless without alpha decodes RGBA and copies it to RGB (4 B/px
+            // more); lossy adds its Y, U and V planes padded to 16 px (1.5 B/px) and, with
+            // alpha, the alpha plane decoded as RGBA then kept as one byte (5 B/px); an animated
+            // image composes its first frame on an RGBA canvas (4 + 4 B/px more).
             let padded = (u64::from(width) + 15) * (u64::from(height) + 15);
-            let extra_per_pixel = if extra.animated { 15 } else { 7 };
+            let (kind, extra_bytes) = match extra.webp {
+                WebPKind::Lossless { alpha: true } => ("WebP", pixels),
+                WebPKind::Lossless { alpha: false } => ("WebP", 5 * pixels),
+                WebPKind::Lossy { alpha: false } => ("WebP", padded * 3 / 2 + bytes.len() as u64),
+                WebPKind::Lossy { alpha: true } => {
+                    ("WebP", padded * 3 / 2 + 5 * pixels + bytes.len() as u64)
+                }
+                WebPKind::Animated => ("animated WebP", 15 * padded + bytes.len() as u64),
+            };
             cost(
-                out + padded * extra_per_pixel,
-                if extra.animated {
-                    "animated WebP"
-                } else {
-                    "WebP"
-                },
+                out + extra_bytes,
+                kind,
                 "a JPEG, or a non-interlaced PNG, which is decoded row by row at any size",
             )
         }
@@ -169,19 +174,28 @@ fn cost(format: ImageFormat, decoder: &dyn ImageDecoder, bytes: &[u8], extra: Ex
 /// What the `image` decoder's own methods do not say but the cost depends on.
 #[derive(Debug, Clone, Copy, Default)]
 struct Extra {
-    /// An animated WebP (its first frame is composed on a canvas).
-    animated: bool,
+    /// Which WebP decoder runs.
+    webp: WebPKind,
     /// A TIFF whose strips or tiles are JPEG-compressed.
     tiff_jpeg: bool,
 }
 
-/// Decodes `bytes` (sniffed as `format`) whole with the `image` crate, after checking its cost
-/// against the budget. GIFs give their first frame.
-pub fn decode(
+/// An `image` decoder past the header, with what its decode will allocate.
+pub struct Prepared<'a> {
+    decoder: Box<dyn ImageDecoder + 'a>,
+    limits: image::Limits,
+    max_dimension: u32,
+    /// What the decode will allocate.
+    pub cost: Cost,
+}
+
+/// Reads the header of `bytes` (sniffed as `format`) with the `image` crate's decoder for it,
+/// checks the dimensions, and costs the decode. Formats this build does not decode are an error.
+pub fn prepare(
     bytes: &[u8],
     format: ImageFormat,
     options: DecodeOptions,
-) -> Result<DynamicImage, ImageError> {
+) -> Result<Prepared<'_>, ImageError> {
     let convert = |e| convert_image_error(e, options.max_dimension);
     let limits = image_limits(options);
     let cursor = Cursor::new(bytes);
@@ -194,7 +208,11 @@ pub fn decode(
         ImageFormat::Gif => Box::new(GifDecoder::new(cursor).map_err(convert)?),
         ImageFormat::WebP => {
             let decoder = WebPDecoder::new(cursor).map_err(convert)?;
-            extra.animated = decoder.has_animation();
+            extra.webp = if decoder.has_animation() {
+                WebPKind::Animated
+            } else {
+                WebPKind::of(bytes)
+            };
             Box::new(decoder)
         }
         ImageFormat::Tiff => {
@@ -206,25 +224,91 @@ pub fn decode(
         _ => {
             let mut reader = image::ImageReader::with_format(cursor, format);
             reader.limits(limits);
-            return reader.decode().map_err(convert);
+            return Err(match reader.decode() {
+                Err(e) => convert(e),
+                Ok(_) => ImageError::UnknownFormat,
+            });
         }
     };
-    // `ImageReader::decode`'s own order: dimensions, then the output buffer against the limits.
     let (width, height) = decoder.dimensions();
     limits.check_dimensions(width, height).map_err(convert)?;
-    cost(format, &*decoder, bytes, extra).check(options.max_alloc_bytes)?;
-    let mut limits = limits;
-    limits.reserve(decoder.total_bytes()).map_err(convert)?;
-    let mut decoder = decoder;
-    decoder.set_limits(limits).map_err(convert)?;
-    let image = DynamicImage::from_decoder(decoder).map_err(convert)?;
-    if image.width() == 0 || image.height() == 0 {
-        return Err(ImageError::ZeroSized {
-            width: image.width(),
-            height: image.height(),
-        });
+    let cost = cost(format, &*decoder, bytes, extra);
+    Ok(Prepared {
+        decoder,
+        limits,
+        max_dimension: options.max_dimension,
+        cost,
+    })
+}
+
+impl Prepared<'_> {
+    /// Decodes as `ImageReader::decode` does (the output buffer reserved against the limits,
+    /// which then bound the decoder's own allocations where it honours them). The caller has
+    /// checked the cost against the budget.
+    pub fn decode(self) -> Result<DynamicImage, ImageError> {
+        let convert = |e| convert_image_error(e, self.max_dimension);
+        let mut limits = self.limits;
+        let mut decoder = self.decoder;
+        limits.reserve(decoder.total_bytes()).map_err(convert)?;
+        decoder.set_limits(limits).map_err(convert)?;
+        let image = DynamicImage::from_decoder(decoder).map_err(convert)?;
+        if image.width() == 0 || image.height() == 0 {
+            return Err(ImageError::ZeroSized {
+                width: image.width(),
+                height: image.height(),
+            });
+        }
+        Ok(image)
     }
-    Ok(image)
+}
+
+/// The kind of WebP bitstream, which decides what image-webp allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WebPKind {
+    Lossless { alpha: bool },
+    Lossy { alpha: bool },
+    Animated,
+}
+
+impl Default for WebPKind {
+    /// The costliest: used when the chunks cannot be read.
+    fn default() -> Self {
+        WebPKind::Animated
+    }
+}
+
+impl WebPKind {
+    /// Reads the RIFF chunk list (fourcc, little-endian size, data padded to even length).
+    fn of(bytes: &[u8]) -> WebPKind {
+        let mut at = 12;
+        let (mut lossless, mut lossy, mut alpha) = (None, false, false);
+        while let Some(header) = bytes.get(at..at + 8) {
+            let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+            match &header[..4] {
+                b"VP8L" => lossless = Some(at + 8),
+                b"VP8 " => lossy = true,
+                b"ALPH" => alpha = true,
+                b"ANIM" | b"ANMF" => return WebPKind::Animated,
+                _ => {}
+            }
+            at = at
+                .saturating_add(8)
+                .saturating_add(size)
+                .saturating_add(size & 1);
+        }
+        match (lossless, lossy) {
+            (Some(data), false) => {
+                // The VP8L header says whether alpha is used: bit 28 of the 4 bytes after its
+                // one-byte signature (14 bits width − 1, 14 bits height − 1, then this bit).
+                let alpha = bytes
+                    .get(data + 1..data + 5)
+                    .is_some_and(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) >> 28 & 1 == 1);
+                WebPKind::Lossless { alpha }
+            }
+            (None, true) => WebPKind::Lossy { alpha },
+            _ => WebPKind::Animated,
+        }
+    }
 }
 
 /// Whether a TIFF's first image is JPEG-compressed (Compression 6 or 7). Unreadable tags count

@@ -587,3 +587,71 @@ pub fn identity_cases() -> Vec<(String, Vec<u8>)> {
     add("bmp-grey", encode(&dynamic8(w, h, 1), ImageFormat::Bmp));
     cases
 }
+
+/// An 8-bit RLE-compressed BMP (BI_RLE8; no encoder writes one): every row is runs of up to 255
+/// pixels of the pattern's palette index, so a huge image takes ~130 bytes a row.
+pub fn bmp_rle8(w: u32, h: u32) -> Vec<u8> {
+    let palette: Vec<u8> = palette256()
+        .chunks_exact(3)
+        .flat_map(|c| [c[2], c[1], c[0], 0])
+        .collect();
+    let mut data = Vec::new();
+    for y in 0..h {
+        let mut x = 0;
+        while x < w {
+            let run = (w - x).min(255);
+            data.push(run as u8);
+            data.push(index8(x, y, w, h));
+            x += run;
+        }
+        data.extend_from_slice(&[0, 0]); // end of row
+    }
+    data.extend_from_slice(&[0, 1]); // end of bitmap
+    let offset = 14 + 40 + palette.len() as u32;
+    let mut out = Vec::new();
+    out.extend_from_slice(b"BM");
+    out.extend_from_slice(&(offset + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.extend_from_slice(&40u32.to_le_bytes());
+    out.extend_from_slice(&(w as i32).to_le_bytes());
+    out.extend_from_slice(&(h as i32).to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // planes
+    out.extend_from_slice(&8u16.to_le_bytes()); // bits per pixel
+    out.extend_from_slice(&1u32.to_le_bytes()); // BI_RLE8
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 8]); // resolution
+    out.extend_from_slice(&256u32.to_le_bytes()); // colours used
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&palette);
+    out.extend_from_slice(&data);
+    out
+}
+
+/// A large PNG of any 8- or 16-bit colour type written row by row (never a full raster in
+/// memory), `interlaced` = false only.
+pub fn png_streamed(w: u32, h: u32, color: png::ColorType, depth: png::BitDepth) -> Vec<u8> {
+    let channels = match color {
+        png::ColorType::Grayscale | png::ColorType::Indexed => 1,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+    };
+    let palette = (color == png::ColorType::Indexed).then(palette256);
+    let trns = (color == png::ColorType::Indexed).then(|| vec![0u8, 128, 255]);
+    png(w, h, color, depth, palette, trns, |y| {
+        // Cheap per-pixel values: a gradient along x, shifted per row.
+        (0..w)
+            .flat_map(|x| {
+                (0..channels).flat_map(move |c| {
+                    let v = ((x / 3 + y / 2 + c * 50) % 256) as u8;
+                    if depth == png::BitDepth::Sixteen {
+                        vec![v, v ^ 0x5A]
+                    } else {
+                        vec![v]
+                    }
+                })
+            })
+            .collect()
+    })
+}
