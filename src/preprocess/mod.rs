@@ -186,11 +186,11 @@ pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Box<dyn RowSource + 
     match plan(bytes, options)? {
         Plan::Png(rows) => {
             rows.cost().check(budget)?;
-            Ok(Box::new(rows))
+            Ok(rows)
         }
         Plan::Gif(rows) => {
             rows.cost().check(budget)?;
-            Ok(Box::new(rows))
+            Ok(rows)
         }
         Plan::ScaledJpeg(jpeg) => {
             jpeg.cost.check(budget)?;
@@ -212,17 +212,17 @@ pub fn decode_cost(bytes: &[u8], options: DecodeOptions) -> Result<budget::Cost,
     Ok(match plan(bytes, options)? {
         Plan::Png(rows) => rows.cost(),
         Plan::Gif(rows) => rows.cost(),
-        Plan::ScaledJpeg(jpeg) => jpeg.cost,
-        Plan::Whole(prepared) => prepared.cost,
+        Plan::ScaledJpeg(jpeg) => jpeg.cost.clone(),
+        Plan::Whole(prepared) => prepared.cost.clone(),
     })
 }
 
 /// How an image will be decoded, its header read.
 enum Plan<'a> {
-    Png(png::PngRows<'a>),
-    Gif(gif::GifRows<'a>),
-    ScaledJpeg(jpeg::ScaledJpeg<'a>),
-    Whole(whole::Prepared<'a>),
+    Png(Box<png::PngRows<'a>>),
+    Gif(Box<gif::GifRows<'a>>),
+    ScaledJpeg(Box<jpeg::ScaledJpeg<'a>>),
+    Whole(Box<whole::Prepared<'a>>),
 }
 
 fn plan(bytes: &[u8], options: DecodeOptions) -> Result<Plan<'_>, ImageError> {
@@ -230,22 +230,24 @@ fn plan(bytes: &[u8], options: DecodeOptions) -> Result<Plan<'_>, ImageError> {
     match format {
         ImageFormat::Png => {
             if let Some(rows) = png::open(bytes, options)? {
-                return Ok(Plan::Png(rows));
+                return Ok(Plan::Png(Box::new(rows)));
             }
         }
         ImageFormat::Gif => {
             if let Some(rows) = gif::open(bytes, options)? {
-                return Ok(Plan::Gif(rows));
+                return Ok(Plan::Gif(Box::new(rows)));
             }
         }
         ImageFormat::Jpeg if options.jpeg_dct_scaling && jpeg::is_complete(bytes) => {
             if let Some(scaled) = jpeg::plan_scaled(bytes, options)? {
-                return Ok(Plan::ScaledJpeg(scaled));
+                return Ok(Plan::ScaledJpeg(Box::new(scaled)));
             }
         }
         _ => {}
     }
-    Ok(Plan::Whole(prepare_sniffed(bytes, format, options)?))
+    Ok(Plan::Whole(Box::new(prepare_sniffed(
+        bytes, format, options,
+    )?)))
 }
 
 /// Decodes bytes into an image at full size, choosing the format from the content, within the

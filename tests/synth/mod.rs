@@ -6,6 +6,8 @@
 //! rule of the 16 → 8-bit conversion matters.
 #![allow(dead_code)]
 
+pub mod big;
+
 use std::borrow::Cow;
 use std::io::{Cursor, Write};
 
@@ -588,9 +590,15 @@ pub fn identity_cases() -> Vec<(String, Vec<u8>)> {
     cases
 }
 
-/// An 8-bit RLE-compressed BMP (BI_RLE8; no encoder writes one): every row is runs of up to 255
-/// pixels of the pattern's palette index, so a huge image takes ~130 bytes a row.
+/// An 8-bit RLE-compressed BMP (BI_RLE8; no encoder writes one) of the pattern's palette
+/// indices.
 pub fn bmp_rle8(w: u32, h: u32) -> Vec<u8> {
+    bmp_rle8_with(w, h, |x, y| index8(x, y, w, h))
+}
+
+/// An RLE8 BMP: every row is runs of up to 255 pixels of the index `index(x, y)` at the run's
+/// start, so a huge image takes ~130 bytes a row.
+pub fn bmp_rle8_with(w: u32, h: u32, index: impl Fn(u32, u32) -> u8) -> Vec<u8> {
     let palette: Vec<u8> = palette256()
         .chunks_exact(3)
         .flat_map(|c| [c[2], c[1], c[0], 0])
@@ -601,7 +609,7 @@ pub fn bmp_rle8(w: u32, h: u32) -> Vec<u8> {
         while x < w {
             let run = (w - x).min(255);
             data.push(run as u8);
-            data.push(index8(x, y, w, h));
+            data.push(index(x, y));
             x += run;
         }
         data.extend_from_slice(&[0, 0]); // end of row
