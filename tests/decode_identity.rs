@@ -130,3 +130,62 @@ fn tensors_equal_the_recorded_digests() {
         "the recorded file has cases this run did not produce"
     );
 }
+
+/// Truncated and corrupted versions of every input above give an answer or an error, never a
+/// panic (the streaming readers and the header parsers see all of them).
+#[test]
+fn damaged_inputs_never_panic() {
+    let options = DecodeOptions {
+        max_dimension: 4096,
+        max_alloc_bytes: 64 << 20,
+        jpeg_dct_scaling: true,
+    };
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut inputs = files(&manifest.join("tests/fixtures"));
+    inputs.extend(
+        synth::identity_cases()
+            .into_iter()
+            .filter(|(_, b)| b.len() < 1_500_000),
+    );
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut ok, mut refused) = (0, 0);
+    for (name, bytes) in &inputs {
+        let mut variants: Vec<Vec<u8>> = [8, 3, 2]
+            .iter()
+            .map(|d| bytes[..bytes.len() / d].to_vec())
+            .collect();
+        variants.push(bytes[..bytes.len().saturating_sub(12)].to_vec());
+        for _ in 0..12 {
+            let mut damaged = bytes.clone();
+            for _ in 0..1 + next() % 4 {
+                // Mostly in the headers, where the parsers are.
+                let span = if next() % 2 == 0 {
+                    damaged.len().min(256)
+                } else {
+                    damaged.len()
+                };
+                let at = (next() as usize) % span.max(1);
+                damaged[at] = next() as u8;
+            }
+            variants.push(damaged);
+        }
+        for v in &variants {
+            match std::panic::catch_unwind(|| preprocess(v, options)) {
+                Ok(Ok(p)) => {
+                    assert_eq!(p.tensor.len(), densenet_lambda::preprocess::TENSOR_LEN);
+                    assert!(p.tensor.iter().all(|x| x.is_finite()), "{name}");
+                    ok += 1;
+                }
+                Ok(Err(_)) => refused += 1,
+                Err(_) => panic!("{name}: preprocess panicked on a damaged copy"),
+            }
+        }
+    }
+    eprintln!("damaged inputs: {ok} decoded, {refused} refused, none panicked");
+}
