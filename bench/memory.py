@@ -236,8 +236,10 @@ def main():
                 warm = statistics.median(x[0] for x in runs) / 2**20
                 peak = statistics.median(x[1] for x in runs) / 2**20
                 statuses = sorted({x[2] for x in runs})
+                seconds = statistics.median(x[3] for x in runs)
                 print(f'  {name:<24} {label:<7} after kitten {warm:7.1f} MiB  after image '
-                      f'{peak:7.1f} MiB  status {statuses}  [{cpu}, load {loadavg():.2f}]')
+                      f'{peak:7.1f} MiB  status {statuses}  request {seconds:6.2f} s  '
+                      f'[{cpu}, load {loadavg():.2f}]')
 
         print(f'\n12 MP JPEG latency: both servers up, {args.requests} requests each, alternating')
         big = images['12 MP JPEG 4000x3000']

@@ -16,8 +16,9 @@ use super::{DecodeOptions, ImageError, DCT_SCALED_SIDE};
 /// What the frame header (SOF) and the first scan header (SOS) say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JpegHeader {
-    /// Width and height in pixels.
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
     /// (horizontal, vertical) sampling factors per component.
     pub sampling: Vec<(u32, u32)>,

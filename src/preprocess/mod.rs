@@ -35,7 +35,6 @@ use std::time::{Duration, Instant};
 use image::{DynamicImage, ImageFormat, RgbImage};
 
 pub use budget::decode_budget;
-pub use jpeg::JpegHeader;
 pub use resize::{crop_offset, resized_size, HorizontalPass, RowSink};
 
 /// Side of the square the model sees (torchvision `CenterCrop(224)`).
