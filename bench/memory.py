@@ -137,15 +137,27 @@ class Server:
         compare.kill_group(self.proc)
 
 
+def vm_rss(pid):
+    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def peak_rss(binary, model, kitten, image, name):
-    """(VmHWM after kitten, VmHWM after the image, status, seconds) of a fresh server."""
+    """Of a fresh server: VmHWM after loading the model and answering kitten.jpg; VmHWM after
+    the image; the peak during the image's request alone (VmHWM reset to the current RSS by
+    writing 5 to /proc/PID/clear_refs just before it); status; seconds."""
     server = Server(binary, model)
     try:
         status, _, _ = server.post(kitten, 'kitten.jpg')
         assert status == 200, f'kitten: {status}'
         warm = vm_hwm(server.pid)
+        Path(f'/proc/{server.pid}/clear_refs').write_text('5')
+        before = vm_rss(server.pid)
         status, body, seconds = server.post(image, name)
-        return warm, vm_hwm(server.pid), status, seconds
+        peak = vm_hwm(server.pid)
+        return warm, max(warm, peak), status, seconds, before, peak
     finally:
         server.stop()
 
@@ -203,7 +215,8 @@ def main():
     kitten = (shared / 'samples/kitten.jpg').read_bytes()
     binaries = {'before': Path(args.before), 'after': Path(args.after)}
     cpu = cpu_model()
-    print(f'CPU: {cpu}; load {loadavg():.2f}; model {model.name}')
+    print(f'CPU: {cpu}; load {loadavg():.2f}; model {model.name}; '
+          f'before {binaries["before"]}, after {binaries["after"]}')
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t = time.time()
@@ -219,7 +232,8 @@ def main():
         print(f'images generated in {time.time() - t:.1f} s: '
               + ', '.join(f'{k} {len(v) / 1e6:.2f} MB' for k, v in images.items()))
 
-        print('\npeak RSS (VmHWM) of a fresh serve: after one kitten, then after the image; '
+        print('\npeak RSS (VmHWM) of a fresh serve: after loading the model and one kitten.jpg, '
+              'after the image, and during the image request alone (RSS before it -> peak); '
               f'median of {args.rounds} rounds, binaries alternating')
         results = {}
         for r in range(args.rounds):
@@ -228,8 +242,8 @@ def main():
                 if r % 2:
                     order.reverse()
                 for label, binary in order:
-                    warm, peak, status, seconds = peak_rss(binary, model, kitten, data, name)
-                    results.setdefault((name, label), []).append((warm, peak, status, seconds))
+                    results.setdefault((name, label), []).append(
+                        peak_rss(binary, model, kitten, data, name))
         for name in images:
             for label in binaries:
                 runs = results[(name, label)]
@@ -237,9 +251,11 @@ def main():
                 peak = statistics.median(x[1] for x in runs) / 2**20
                 statuses = sorted({x[2] for x in runs})
                 seconds = statistics.median(x[3] for x in runs)
-                print(f'  {name:<24} {label:<7} after kitten {warm:7.1f} MiB  after image '
-                      f'{peak:7.1f} MiB  status {statuses}  request {seconds:6.2f} s  '
-                      f'[{cpu}, load {loadavg():.2f}]')
+                rss = statistics.median(x[4] for x in runs) / 2**20
+                request_peak = statistics.median(x[5] for x in runs) / 2**20
+                print(f'  {name:<24} {label:<7} load+kitten {warm:6.1f}  after image {peak:6.1f}  '
+                      f'request alone {rss:6.1f} -> {request_peak:6.1f} MiB  status {statuses}  '
+                      f'{seconds:5.2f} s  [{cpu}, load {loadavg():.2f}]')
 
         print(f'\n12 MP JPEG latency: both servers up, {args.requests} requests each, alternating')
         big = images['12 MP JPEG 4000x3000']
