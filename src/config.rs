@@ -69,10 +69,17 @@ pub struct Settings {
           value_parser = value_parser!(u32).range(1..))]
     pub max_image_dimension: u32,
 
-    /// Most memory one decode may allocate, in bytes (413 above). Default: 512 MiB.
+    /// Most memory one decode may allocate, counting every copy, in bytes (413 above, checked
+    /// from the header). Default: 512 MiB, or under Lambda a share of the function's memory.
     #[arg(long, env = "MAX_DECODE_BYTES", value_name = "BYTES",
           value_parser = value_parser!(u64).range(1..))]
     pub max_decode_bytes: Option<u64>,
+
+    /// The function's memory in MB, which Lambda sets: the decode budget becomes
+    /// 3/4 of it minus 128 MiB for the process (between 16 and 512 MiB).
+    #[arg(long, env = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", value_name = "MB",
+          value_parser = value_parser!(u64).range(1..))]
+    pub function_memory_mb: Option<u64>,
 
     /// Decode large JPEGs at a reduced DCT scale before the exact resize (false: full size).
     #[arg(long, env = "JPEG_DCT_SCALING", value_name = "BOOL", default_value = "true",
@@ -146,9 +153,13 @@ impl Settings {
         }
     }
 
-    /// Decode limits and speed-ups.
+    /// Decode limits and speed-ups; under Lambda the decode budget follows the function's
+    /// memory, and an explicit `MAX_DECODE_BYTES` still wins.
     pub fn decode_options(&self) -> DecodeOptions {
-        let defaults = DecodeOptions::default();
+        let defaults = match self.function_memory_mb {
+            Some(mb) => DecodeOptions::for_function_memory(mb),
+            None => DecodeOptions::default(),
+        };
         DecodeOptions {
             max_dimension: self.max_image_dimension,
             max_alloc_bytes: self.max_decode_bytes.unwrap_or(defaults.max_alloc_bytes),
@@ -218,6 +229,18 @@ mod tests {
             assert!(!parse(&["--preload-model", off]).unwrap().preload_model);
         }
         assert!(parse(&["--preload-model", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn decode_budget_follows_the_function_memory_unless_set() {
+        let budget = |args: &[&str]| parse(args).unwrap().decode_options().max_alloc_bytes;
+        assert_eq!(budget(&[]), DecodeOptions::default().max_alloc_bytes);
+        assert_eq!(budget(&["--function-memory-mb", "512"]), 256 << 20);
+        assert_eq!(
+            budget(&["--function-memory-mb", "512", "--max-decode-bytes", "1000000"]),
+            1_000_000
+        );
+        assert!(parse(&["--function-memory-mb", "not a number"]).is_err());
     }
 
     #[test]

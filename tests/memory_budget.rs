@@ -1,0 +1,215 @@
+//! The decode budget counts what decodes really allocate: for images of every format and mode
+//! that are decoded whole, the heap peak of `preprocess` (measured with a counting allocator) is
+//! at most the cost `decode_cost` computes from the header, the figure checked against
+//! `MAX_DECODE_BYTES`. Images that stream (non-interlaced PNG, GIF) peak at a few MB whatever
+//! their size. `-- --nocapture` prints the table docs/memory.md quotes.
+
+mod synth;
+
+use std::sync::Mutex;
+
+use densenet_lambda::preprocess::{decode_cost, preprocess, DecodeOptions};
+use image::ImageFormat;
+use peak_alloc::PeakAlloc;
+
+#[global_allocator]
+static PEAK: PeakAlloc = PeakAlloc;
+
+/// The peak is process-wide: one measurement at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const MB: f64 = 1e6;
+
+/// Heap peak above the current level while preprocessing `bytes`, and the header's estimate.
+fn measure(name: &str, bytes: &[u8], options: DecodeOptions) -> (u64, u64) {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let estimate = decode_cost(bytes, options)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .bytes;
+    let base = PEAK.current_usage();
+    PEAK.reset_peak_usage();
+    let result = preprocess(bytes, options);
+    let peak = (PEAK.peak_usage() - base) as u64;
+    let p = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+    eprintln!(
+        "{name:<34} {:>5}x{:<5} peak {:>7.1} MB  estimate {:>7.1} MB  ({:.2})",
+        p.source_size.0,
+        p.source_size.1,
+        peak as f64 / MB,
+        estimate as f64 / MB,
+        peak as f64 / estimate as f64
+    );
+    (peak, estimate)
+}
+
+fn no_dct() -> DecodeOptions {
+    DecodeOptions {
+        jpeg_dct_scaling: false,
+        ..DecodeOptions::default()
+    }
+}
+
+#[test]
+fn whole_decodes_stay_within_their_header_estimate() {
+    use jpeg_encoder::{ColorType as J, SamplingFactor as S};
+    use synth::*;
+    let (w, h) = (1600, 1200);
+    let mut cases: Vec<(&str, Vec<u8>, DecodeOptions)> = vec![
+        (
+            "JPEG baseline 4:2:0 (zune)",
+            jpeg_baseline(&dynamic8(w, h, 3), 90),
+            no_dct(),
+        ),
+        (
+            "JPEG baseline grey (zune)",
+            jpeg_baseline(&dynamic8(w, h, 1), 90),
+            no_dct(),
+        ),
+        (
+            "JPEG progressive 4:2:0 (zune)",
+            jpeg(w as u16, h as u16, J::Rgb, true, S::F_2_2, 85),
+            no_dct(),
+        ),
+        (
+            "JPEG progressive 4:4:4 (zune)",
+            jpeg(w as u16, h as u16, J::Rgb, true, S::F_1_1, 85),
+            no_dct(),
+        ),
+        (
+            "JPEG progressive grey (zune)",
+            jpeg(w as u16, h as u16, J::Luma, true, S::F_1_1, 85),
+            no_dct(),
+        ),
+        (
+            "JPEG CMYK (zune)",
+            jpeg(w as u16, h as u16, J::Cmyk, false, S::F_1_1, 85),
+            DecodeOptions::default(),
+        ),
+        (
+            "JPEG YCCK progressive (zune)",
+            jpeg(w as u16, h as u16, J::CmykAsYcck, true, S::F_2_2, 85),
+            DecodeOptions::default(),
+        ),
+        (
+            "JPEG 12 MP baseline (DCT-scaled)",
+            jpeg_baseline(&dynamic8(4000, 3000, 3), 90),
+            DecodeOptions::default(),
+        ),
+        (
+            "JPEG progressive (DCT-scaled)",
+            jpeg(3000, 2200, J::Rgb, true, S::F_2_2, 85),
+            DecodeOptions::default(),
+        ),
+        (
+            "JPEG progressive grey (DCT-scaled)",
+            jpeg(2400, 2000, J::Luma, true, S::F_1_1, 85),
+            DecodeOptions::default(),
+        ),
+        (
+            "PNG interlaced RGB8",
+            png_interlaced(w, h, 2, 8, None, None, |x, y| {
+                (0..3).map(|c| sample8(x, y, w, h, c)).collect()
+            }),
+            DecodeOptions::default(),
+        ),
+        (
+            "PNG interlaced RGBA16",
+            png_interlaced(w, h, 6, 16, None, None, |x, y| {
+                (0..4)
+                    .flat_map(|c| sample16(x, y, w, h, c).to_be_bytes())
+                    .collect()
+            }),
+            DecodeOptions::default(),
+        ),
+        (
+            "WebP lossless RGB",
+            webp_lossless(&dynamic8(w, h, 3)),
+            DecodeOptions::default(),
+        ),
+        (
+            "WebP lossless RGBA",
+            webp_lossless(&dynamic8(w, h, 4)),
+            DecodeOptions::default(),
+        ),
+        ("BMP RLE8", bmp_rle8(w, h), DecodeOptions::default()),
+        (
+            "BMP RGBA",
+            encode(&dynamic8(w, h, 4), ImageFormat::Bmp),
+            DecodeOptions::default(),
+        ),
+    ];
+    for (name, channels, sixteen) in [
+        ("TIFF grey 8-bit", 1, false),
+        ("TIFF RGB 8-bit", 3, false),
+        ("TIFF RGBA 16-bit", 4, true),
+        ("TIFF grey 16-bit", 1, true),
+    ] {
+        let image = if sixteen {
+            dynamic16(w, h, channels)
+        } else {
+            dynamic8(w, h, channels)
+        };
+        cases.push((
+            name,
+            encode(&image, ImageFormat::Tiff),
+            DecodeOptions::default(),
+        ));
+    }
+    let float = image::DynamicImage::ImageRgb32F(dynamic16(800, 600, 3).to_rgb32f());
+    cases.push((
+        "TIFF RGB float",
+        encode(&float, ImageFormat::Tiff),
+        DecodeOptions::default(),
+    ));
+    let mut failures = Vec::new();
+    for (name, bytes, options) in &cases {
+        let (peak, estimate) = measure(name, bytes, *options);
+        if peak > estimate {
+            failures.push(format!("{name}: peak {peak} > estimate {estimate}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn streamed_images_peak_at_a_few_megabytes_whatever_their_size() {
+    use png::{BitDepth as D, ColorType as C};
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "PNG RGBA16 6000x4000 (192 MB)",
+            synth::png_streamed(6000, 4000, C::Rgba, D::Sixteen),
+        ),
+        (
+            "PNG RGB8 8000x6000 (144 MB)",
+            synth::png_streamed(8000, 6000, C::Rgb, D::Eight),
+        ),
+        (
+            "PNG grey16 16384x2000",
+            synth::png_streamed(16384, 2000, C::Grayscale, D::Sixteen),
+        ),
+        (
+            "PNG palette 5000x5000",
+            synth::png_streamed(5000, 5000, C::Indexed, D::Eight),
+        ),
+        (
+            "GIF 4000x3000 (48 MB RGBA)",
+            synth::gif(4000, 3000, 0, 0, 4000, 3000, false, None, false),
+        ),
+        (
+            "GIF interlaced 4000x3000",
+            synth::gif(4000, 3000, 0, 0, 4000, 3000, true, Some(1), false),
+        ),
+        (
+            "GIF frame inside 4000x3000",
+            synth::gif(4000, 3000, 100, 50, 3000, 2000, false, None, false),
+        ),
+    ];
+    for (name, bytes) in &cases {
+        let (peak, estimate) = measure(name, bytes, DecodeOptions::default());
+        assert!(
+            peak <= estimate,
+            "{name}: peak {peak} > estimate {estimate}"
+        );
+        assert!(peak < 16_000_000, "{name}: peak {peak} bytes");
+    }
+}
