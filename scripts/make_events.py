@@ -3,7 +3,8 @@
 
     python3 scripts/make_events.py [IMAGE]      # default IMAGE: ../shared/samples/kitten.jpg
 
-One event per trigger kind for `POST /predict` with IMAGE as a base64 multipart body (as API
+One event per front door of template.yaml (REST API, HTTP API, Function URL) and for an ALB
+target group, for `POST /predict` with IMAGE as a base64 multipart body (as API
 Gateway delivers it when multipart/form-data is a binary media type), one `GET /`, and bad
 requests named `bad-<status>-…` with the status each must get. Events that carry IMAGE's bytes
 (`predict-*.json`) are not committed: this script makes them from whatever image you give it.
@@ -43,17 +44,19 @@ def headers(content_type, length):
 
 
 def rest_v1(method, path, body=None, content_type=None, stage="Prod"):
-    """API Gateway REST API (payload v1) proxy event."""
+    """API Gateway REST API (payload v1) proxy event, as template.yaml's REST API sends it: its
+    resources are `/` and `/{proxy+}`, any method."""
     h = headers(content_type, len(body or b""))
+    resource = "/" if path == "/" else "/{proxy+}"
     return {
-        "resource": path, "path": path, "httpMethod": method,
+        "resource": resource, "path": path, "httpMethod": method,
         "headers": h, "multiValueHeaders": {k: [v] for k, v in h.items()},
         "queryStringParameters": None, "multiValueQueryStringParameters": None,
-        "pathParameters": None, "stageVariables": None,
+        "pathParameters": None if path == "/" else {"proxy": path.lstrip("/")}, "stageVariables": None,
         "requestContext": {
             "accountId": ACCOUNT, "apiId": "abc123defg", "resourceId": "r3s0urc3", "stage": stage,
             "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", "extendedRequestId": "BQGojGf6oAMFXhw=",
-            "resourcePath": path, "httpMethod": method, "path": f"/{stage}{path}", "protocol": "HTTP/1.1",
+            "resourcePath": resource, "httpMethod": method, "path": f"/{stage}{path}", "protocol": "HTTP/1.1",
             "requestTime": TIME[0], "requestTimeEpoch": TIME[1],
             "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com", "domainPrefix": "abc123defg",
             "identity": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0", "accountId": None,
@@ -67,10 +70,11 @@ def rest_v1(method, path, body=None, content_type=None, stage="Prod"):
 
 
 def http_v2(method, path, body=None, content_type=None, function_url=False):
-    """API Gateway HTTP API (payload v2) event, or the same shape as a Lambda Function URL sends it."""
+    """API Gateway HTTP API (payload v2) event, as template.yaml's quick-create HTTP API sends it
+    (one `$default` route and stage), or the same shape as a Lambda Function URL sends it."""
     domain = ("abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws" if function_url
               else "abc123defg.execute-api.us-east-1.amazonaws.com")
-    route = "$default" if function_url else f"{method} {path}"
+    route = "$default"
     h = headers(content_type, len(body or b""))
     h["host"] = domain
     event = {
@@ -117,6 +121,7 @@ def main():
         "predict-alb.json": alb("POST", "/predict", upload, form),
         # Answered with the tutorial's greeting.
         "get-root-apigw-rest.json": rest_v1("GET", "/"),
+        "get-root-apigw-http.json": http_v2("GET", "/"),
         "get-root-function-url.json": http_v2("GET", "/", function_url=True),
         # Bad requests: the status each must get is in the name.
         "bad-400-no-file-field-apigw-rest.json": rest_v1("POST", "/predict", multipart("image", "x.jpg", b"\xff\xd8\xff"), form),

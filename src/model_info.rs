@@ -1,11 +1,14 @@
 //! What `GET /model` reports: which model file, its checksum, its contract, whether it is loaded.
 //! Asking never loads the model (that is the preload's or the first `/predict`'s job).
 
+use std::collections::BTreeMap;
+
 use once_cell::sync::OnceCell;
+use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::model::{LazyModel, ModelSource, TRACT_VERSION};
+use crate::model::{LazyModel, Model, ModelSource, TRACT_VERSION};
 use crate::preprocess::CROP;
 
 /// `GET /model`'s reply. Keys in alphabetical order, as every reply here.
@@ -23,6 +26,9 @@ pub struct ModelInfo {
     pub load_ms: Option<f64>,
     /// Output shape (known once loaded).
     pub output_shape: Option<[usize; 2]>,
+    /// The matrix-product kernels tract chose on this CPU, with how many products use each
+    /// (known once loaded): the first thing to look at when speed differs between machines.
+    pub matmul_kernels: Option<BTreeMap<String, usize>>,
     /// SHA-256 of the model file, hex.
     pub sha256: Option<String>,
     /// The tract version that runs it.
@@ -63,8 +69,22 @@ pub fn describe(model: &LazyModel, checksums: &ChecksumCache) -> ModelInfo {
         input_shape: [1, 3, side, side],
         loaded: loaded.is_some(),
         load_ms: loaded.map(|m| (m.load_time().as_secs_f64() * 1e4).round() / 10.0),
+        matmul_kernels: loaded.map(|m| matmul_kernels(m)),
         output_shape: loaded.map(|m| [1, m.classes()]),
         sha256: checksums.get(model.source()),
         tract_version: TRACT_VERSION,
     }
+}
+
+/// The kernel of each matrix product in the optimised plan, counted by name.
+pub fn matmul_kernels(model: &Model) -> BTreeMap<String, usize> {
+    let mut kernels = BTreeMap::new();
+    for node in &model.plan().model().nodes {
+        if let Some(matmul) = node.op_as::<OptMatMul>() {
+            for kernel in &matmul.mmm {
+                *kernels.entry(kernel.name().to_owned()).or_default() += 1;
+            }
+        }
+    }
+    kernels
 }
