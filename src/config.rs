@@ -136,12 +136,21 @@ impl Settings {
     }
 
     /// Where the model comes from: `MODEL_PATH`, else the model compiled in, else the default
-    /// files in the working directory (the NNEF archive first).
+    /// files in the working directory (the NNEF archive first), else none yet: torchvision's
+    /// weights are to be fetched into the default file ([`ModelSource::Fetch`]; the Lambda
+    /// function refuses to start instead).
     pub fn model_source(&self) -> ModelSource {
-        match &self.model_path {
-            Some(path) => ModelSource::File(path.clone()),
-            None => crate::embedded::model()
-                .unwrap_or_else(|| ModelSource::File(model::default_model_path().to_path_buf())),
+        if let Some(path) = &self.model_path {
+            return ModelSource::File(path.clone());
+        }
+        if let Some(embedded) = crate::embedded::model() {
+            return embedded;
+        }
+        let default = model::default_model_path();
+        if default.is_file() {
+            ModelSource::File(default.to_path_buf())
+        } else {
+            ModelSource::Fetch(model::default_fetch_path().to_path_buf())
         }
     }
 
@@ -237,7 +246,12 @@ mod tests {
         assert_eq!(budget(&[]), DecodeOptions::default().max_alloc_bytes);
         assert_eq!(budget(&["--function-memory-mb", "512"]), 256 << 20);
         assert_eq!(
-            budget(&["--function-memory-mb", "512", "--max-decode-bytes", "1000000"]),
+            budget(&[
+                "--function-memory-mb",
+                "512",
+                "--max-decode-bytes",
+                "1000000"
+            ]),
             1_000_000
         );
         assert!(parse(&["--function-memory-mb", "not a number"]).is_err());

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use axum::body::Body;
@@ -12,7 +12,8 @@ use axum::http::{header::CONTENT_TYPE, Request};
 use clap::{Parser, Subcommand};
 use densenet_lambda::api::{self, App};
 use densenet_lambda::config::Settings;
-use densenet_lambda::{lambda, serve};
+use densenet_lambda::model::{self, ModelSource};
+use densenet_lambda::{fetch, import, lambda, serve};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -55,6 +56,34 @@ enum Command {
         #[command(flatten)]
         settings: Settings,
     },
+    /// Download torchvision's DenseNet-121 weights (the tutorial's model) and write the model
+    /// file the function loads and embeds
+    ///
+    /// The checkpoint (densenet121-a639ec97.pth, checked against its sha256) goes to PyTorch's
+    /// own cache, $TORCH_HOME/hub/checkpoints (default ~/.cache/torch/hub/checkpoints), so a
+    /// machine that ran the tutorial downloads nothing.
+    FetchModel {
+        /// The model file to write: .onnx for ONNX, anything else for the NNEF archive the
+        /// build and `serve` look for first.
+        #[arg(long, value_name = "PATH", default_value = model::DEFAULT_NNEF_PATH)]
+        out: PathBuf,
+        /// Download from this URL instead of torchvision's (a mirror).
+        #[arg(long, env = fetch::URL_VAR, value_name = "URL")]
+        url: Option<String>,
+        /// The expected sha256 (all 64 hex digits or a prefix of 8 or more); required with --url.
+        #[arg(long, env = fetch::SHA256_VAR, value_name = "HEX")]
+        sha256: Option<String>,
+    },
+    /// Turn a local DenseNet-121 checkpoint (.pth, as torchvision publishes it or as
+    /// torch.save writes a state dict) into the model file
+    ImportWeights {
+        /// The checkpoint.
+        #[arg(value_name = "WEIGHTS.pth")]
+        weights: PathBuf,
+        /// The model file to write: .onnx for ONNX, anything else (e.g. .nnef.tar) for the NNEF archive.
+        #[arg(value_name = "OUT")]
+        out: PathBuf,
+    },
     /// Pre-process an ONNX model into tract's NNEF archive, which loads faster (a shorter cold
     /// start); use it anywhere an .onnx file goes (MODEL_PATH, EMBED_MODEL_PATH)
     Convert {
@@ -81,6 +110,12 @@ fn main() -> ExitCode {
             settings,
         }) => classify_mode(&settings, topk, &files),
         Some(Command::Convert { input, output }) => convert_mode(&input, &output),
+        Some(Command::FetchModel { out, url, sha256 }) => {
+            fetch_model_mode(&out, url.as_deref(), sha256.as_deref())
+        }
+        Some(Command::ImportWeights { weights, out }) => {
+            report(import::import_weights(&weights, &out), &out)
+        }
         None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => lambda_mode(),
         None => {
             eprintln!(
@@ -95,8 +130,8 @@ fn main() -> ExitCode {
 }
 
 /// Builds the service, or explains what is wrong with the settings.
-fn build(settings: &Settings) -> Result<App, ExitCode> {
-    settings.build(settings.model_source()).map_err(|e| {
+fn build(settings: &Settings, source: ModelSource) -> Result<App, ExitCode> {
+    settings.build(source).map_err(|e| {
         eprintln!("densenet-lambda: {e}");
         ExitCode::from(2)
     })
@@ -120,7 +155,19 @@ fn lambda_mode() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let app = match build(&settings) {
+    let source = settings.model_source();
+    if let ModelSource::Fetch(_) = source {
+        // Fail the function's init, where the log says why: a deployed function never downloads.
+        eprintln!(
+            "densenet-lambda: no model: this binary was built without one (no model file at build \
+             time) and MODEL_PATH is not set. Run `densenet-lambda fetch-model` (or \
+             `import-weights WEIGHTS.pth model/densenet121.nnef.tar`) before `cargo lambda build \
+             --release` or `sam build`, or set EMBED_MODEL_PATH when building, or set MODEL_PATH \
+             to a model shipped in a layer (under /opt)."
+        );
+        return ExitCode::FAILURE;
+    }
+    let app = match build(&settings, source) {
         Ok(app) => app,
         Err(code) => return code,
     };
@@ -142,7 +189,7 @@ fn lambda_mode() -> ExitCode {
 
 fn serve_mode(settings: &Settings, addr: SocketAddr) -> ExitCode {
     lambda_http::tracing::init_default_subscriber_with_writer(std::io::stderr);
-    let app = match build(settings) {
+    let app = match build(settings, settings.model_source()) {
         Ok(app) => app,
         Err(code) => return code,
     };
@@ -161,10 +208,24 @@ fn serve_mode(settings: &Settings, addr: SocketAddr) -> ExitCode {
     }
 }
 
-fn convert_mode(input: &std::path::Path, output: &std::path::Path) -> ExitCode {
-    match densenet_lambda::model::convert_to_nnef(input, output) {
+fn convert_mode(input: &Path, output: &Path) -> ExitCode {
+    report(model::convert_to_nnef(input, output), output)
+}
+
+fn fetch_model_mode(out: &Path, url: Option<&str>, sha256: Option<&str>) -> ExitCode {
+    lambda_http::tracing::init_default_subscriber_with_writer(std::io::stderr);
+    let fetched = fetch::WeightsSource::with_overrides(url, sha256).and_then(|source| {
+        let cache = fetch::torch_hub_checkpoints_dir()?;
+        fetch::fetch_model_with(&source, &cache, out, fetch::Progress::Auto)
+    });
+    report(fetched.map(drop), out)
+}
+
+/// Says what a model tool wrote, or why it wrote nothing.
+fn report<E: std::fmt::Display>(result: Result<(), E>, out: &Path) -> ExitCode {
+    match result {
         Ok(()) => {
-            eprintln!("wrote {}", output.display());
+            eprintln!("wrote {}", out.display());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -178,7 +239,7 @@ fn convert_mode(input: &std::path::Path, output: &std::path::Path) -> ExitCode {
 /// the API router as a raw image body.
 fn classify_mode(settings: &Settings, topk: Option<u16>, files: &[PathBuf]) -> ExitCode {
     lambda_http::tracing::init_default_subscriber_with_writer(std::io::stderr);
-    let app = match build(settings) {
+    let app = match build(settings, settings.model_source()) {
         Ok(app) => app,
         Err(code) => return code,
     };

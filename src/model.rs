@@ -6,7 +6,6 @@
 //! not cached: the next request tries again (and logs again), so fixing `MODEL_PATH` or the file
 //! heals a running server.
 
-use std::borrow::Cow;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +31,10 @@ pub enum ModelSource {
         name: &'static str,
         bytes: &'static [u8],
     },
+    /// No model anywhere yet: torchvision's DenseNet-121 weights are fetched into PyTorch's
+    /// cache and turned into this file on the first load, as the tutorial downloads them on its
+    /// first run (`serve` and `classify` only; the Lambda function never downloads).
+    Fetch(PathBuf),
 }
 
 impl ModelSource {
@@ -40,6 +43,7 @@ impl ModelSource {
         match self {
             ModelSource::File(path) => path.display().to_string(),
             ModelSource::Embedded { name, .. } => format!("{name} (embedded)"),
+            ModelSource::Fetch(path) => format!("{} (fetched on first use)", path.display()),
         }
     }
 }
@@ -64,7 +68,7 @@ impl Default for ModelOptions {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ModelError {
     /// Nothing at the configured path.
-    #[error("the model file {path} does not exist; create it with `python3 model/export_densenet121.py` or set MODEL_PATH to an ONNX image classifier taking a [1,3,224,224] f32 input")]
+    #[error("the model file {path} does not exist; create it with `densenet-lambda fetch-model` (torchvision's DenseNet-121 weights), `densenet-lambda import-weights WEIGHTS.pth OUT` or `python3 model/export_densenet121.py`, or set MODEL_PATH to an ONNX image classifier taking a [1,3,224,224] f32 input")]
     Missing { path: String },
     /// The file exists but tract cannot load it as a classifier with the expected contract.
     #[error("the model {path} could not be loaded ({reason}); set MODEL_PATH to an ONNX image classifier with one [1,3,224,224] f32 input and one [1,N] output, or re-export it with `python3 model/export_densenet121.py`")]
@@ -72,6 +76,13 @@ pub enum ModelError {
     /// tract failed while running a loaded model.
     #[error("the model failed while running: {0}")]
     Run(String),
+    /// The genuine weights could not be fetched (the message names the offline routes when
+    /// there is no network).
+    #[error("no model is configured and torchvision's DenseNet-121 could not be fetched: {0}")]
+    Fetch(String),
+    /// A model file could not be written (nothing was left at the path).
+    #[error("cannot write the model file {path} ({reason}); check that its folder is writable and the disk has room")]
+    Write { path: String, reason: String },
 }
 
 /// A loaded, optimised model ready to run.
@@ -93,22 +104,41 @@ impl Model {
             path: source.describe(),
             reason: format!("{e:#}").replace('\n', " "),
         };
-        let bytes: Cow<[u8]> = match source {
-            ModelSource::File(path) => {
+        // An NNEF archive made by `convert` is already decluttered: only optimisation is left.
+        // An ONNX file is loaded from its path, so weights kept in a side file (what current
+        // PyTorch exports: `x.onnx` + `x.onnx.data`) are found beside it.
+        let mut typed = match source {
+            ModelSource::File(path) | ModelSource::Fetch(path) => {
+                if matches!(source, ModelSource::Fetch(_)) && !path.is_file() {
+                    tracing::info!(to = %path.display(), "no model configured or found: fetching torchvision's DenseNet-121 weights");
+                    crate::fetch::fetch_model(path, crate::fetch::Progress::Log)
+                        .map_err(|e| ModelError::Fetch(e.to_string()))?;
+                }
                 if !path.is_file() {
                     return Err(ModelError::Missing {
                         path: path.display().to_string(),
                     });
                 }
-                Cow::Owned(std::fs::read(path).map_err(|e| invalid(e.into()))?)
+                if file_is_nnef_archive(path).map_err(|e| invalid(e.into()))? {
+                    let bytes = std::fs::read(path).map_err(|e| invalid(e.into()))?;
+                    nnef_framework().model_for_read(&mut Cursor::new(&bytes))
+                } else {
+                    decluttered_from_onnx_path(path)
+                }
             }
-            ModelSource::Embedded { bytes, .. } => Cow::Borrowed(*bytes),
-        };
-        // An NNEF archive made by `convert` is already decluttered: only optimisation is left.
-        let mut typed = if is_nnef_archive(&bytes) {
-            nnef_framework().model_for_read(&mut Cursor::new(&bytes))
-        } else {
-            decluttered_from_onnx(&bytes)
+            ModelSource::Embedded { bytes, .. } if is_nnef_archive(bytes) => {
+                nnef_framework().model_for_read(&mut Cursor::new(bytes))
+            }
+            ModelSource::Embedded { bytes, .. } => decluttered_from_onnx(bytes).map_err(|e| {
+                match crate::onnx_external::external_data_location(bytes) {
+                    Ok(Some(side)) => e.context(format!(
+                        "the embedded ONNX keeps its weights in a side file ({side}), which \
+                         cannot travel inside the binary; rebuild after \
+                         `densenet-lambda convert MODEL.onnx model/densenet121.nnef.tar`"
+                    )),
+                    _ => e,
+                }
+            }),
         }
         .map_err(invalid)?;
         check_input(&typed).map_err(invalid)?;
@@ -160,19 +190,39 @@ impl Model {
     }
 }
 
-/// Parses an ONNX model, fixes its input to one 224×224 RGB image and declutters it: the
-/// model-independent part of loading, which `convert` does once ahead of time.
+/// Parses an ONNX model held in memory, fixes its input to one 224×224 RGB image and
+/// declutters it: the model-independent part of loading, which `convert` does once ahead of
+/// time. Bytes have no folder, so a model with external data must be loaded with
+/// [`decluttered_from_onnx_path`] instead.
 pub fn decluttered_from_onnx(bytes: &[u8]) -> TractResult<TypedModel> {
+    declutter(onnx_parser().model_for_read(&mut Cursor::new(bytes))?)
+}
+
+/// [`decluttered_from_onnx`] for a file: tract reads it from its path, so weights kept in a
+/// side file (external data, `x.onnx.data` beside `x.onnx`) are found and loaded too.
+pub fn decluttered_from_onnx_path(path: &Path) -> TractResult<TypedModel> {
+    declutter(onnx_parser().model_for_path(path)?)
+}
+
+/// tract's ONNX parser, told to ignore the shapes a file annotates its intermediate values
+/// with (`value_info`). PyTorch's dynamo exporter annotates every one with the symbolic batch
+/// axis (`batch,64,112,112`), which then refuses to unify with the batch of one the input is
+/// fixed to; tract infers those shapes itself anyway.
+fn onnx_parser() -> tract_onnx::Onnx {
+    tract_onnx::onnx().with_ignore_value_info(true)
+}
+
+fn declutter(model: InferenceModel) -> TractResult<TypedModel> {
     let side = CROP as usize;
-    tract_onnx::onnx()
-        .model_for_read(&mut Cursor::new(bytes))?
+    model
         .with_input_fact(0, f32::fact([1, 3, side, side]).into())?
         .into_typed()?
         .into_decluttered()
 }
 
 /// Converts an ONNX classifier into a decluttered NNEF archive that loads faster (a shorter
-/// cold start): `densenet-lambda convert IN.onnx OUT.nnef.tar`.
+/// cold start): `densenet-lambda convert IN.onnx OUT.nnef.tar`. An ONNX file with external
+/// data becomes one self-contained archive.
 pub fn convert_to_nnef(onnx: &Path, nnef: &Path) -> Result<(), ModelError> {
     let invalid = |e: TractError| ModelError::Invalid {
         path: onnx.display().to_string(),
@@ -183,18 +233,25 @@ pub fn convert_to_nnef(onnx: &Path, nnef: &Path) -> Result<(), ModelError> {
             path: onnx.display().to_string(),
         });
     }
-    let bytes = std::fs::read(onnx).map_err(|e| invalid(e.into()))?;
-    let model = decluttered_from_onnx(&bytes).map_err(invalid)?;
-    check_input(&model)
-        .and_then(|()| output_classes(&model).map(drop))
-        .map_err(invalid)?;
-    let file = std::fs::File::create(nnef).map_err(|e| invalid(e.into()))?;
-    nnef_framework()
-        .write_to_tar(&model, std::io::BufWriter::new(file))
-        .map(drop)
+    let model = decluttered_from_onnx_path(onnx).map_err(invalid)?;
+    write_nnef_archive(&model, &onnx.display().to_string(), nnef)
+}
+
+/// Writes a decluttered model as the NNEF archive `serve`, the Lambda and the build load
+/// fastest, after checking it is a classifier with the expected contract (`source` names the
+/// model in errors). The one writer behind `convert` and `import-weights`; atomic, so a
+/// failure leaves nothing at `out` for the server or the build to pick up.
+pub fn write_nnef_archive(model: &TypedModel, source: &str, out: &Path) -> Result<(), ModelError> {
+    check_input(model)
+        .and_then(|()| output_classes(model).map(drop))
         .map_err(|e| ModelError::Invalid {
-            path: nnef.display().to_string(),
-            reason: format!("{e:#}"),
+            path: source.to_string(),
+            reason: format!("{e:#}").replace('\n', " "),
+        })?;
+    crate::atomic_file::write_atomically(out, |w| nnef_framework().write_to_tar(model, w).map(drop))
+        .map_err(|e: TractError| ModelError::Write {
+            path: out.display().to_string(),
+            reason: format!("{e:#}").replace('\n', " "),
         })
 }
 
@@ -207,6 +264,16 @@ fn nnef_framework() -> tract_nnef::framework::Nnef {
 /// Whether the bytes are a tar archive (what `convert` writes), rather than an ONNX protobuf.
 fn is_nnef_archive(bytes: &[u8]) -> bool {
     bytes.get(257..262) == Some(b"ustar")
+}
+
+/// [`is_nnef_archive`] for a file, from its first 262 bytes.
+fn file_is_nnef_archive(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(262);
+    std::fs::File::open(path)?
+        .take(262)
+        .read_to_end(&mut head)?;
+    Ok(is_nnef_archive(&head))
 }
 
 /// Checks the model takes one `[1, 3, 224, 224]` f32 input.
@@ -327,13 +394,27 @@ impl LazyModel {
     }
 }
 
+/// The converted model, relative to the working directory (and to the crate for the build):
+/// the first place `serve` and the build look.
+pub const DEFAULT_NNEF_PATH: &str = "model/densenet121.nnef.tar";
+
+/// The ONNX model, relative to the working directory (and to the crate for the build): where
+/// `serve` and the build look when there is no converted model.
+pub const DEFAULT_ONNX_PATH: &str = "model/densenet121.onnx";
+
 /// The documented default model location, relative to the working directory: the converted
 /// `model/densenet121.nnef.tar` if it exists (it loads faster), else `model/densenet121.onnx`.
 pub fn default_model_path() -> &'static Path {
-    let nnef = Path::new("model/densenet121.nnef.tar");
+    let nnef = Path::new(DEFAULT_NNEF_PATH);
     if nnef.is_file() {
         nnef
     } else {
-        Path::new("model/densenet121.onnx")
+        Path::new(DEFAULT_ONNX_PATH)
     }
+}
+
+/// Where `fetch-model` writes by default: the first location `serve` and the build look at
+/// ([`DEFAULT_NNEF_PATH`]), so a plain `densenet-lambda fetch-model` is all either needs.
+pub fn default_fetch_path() -> &'static Path {
+    Path::new(DEFAULT_NNEF_PATH)
 }

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use once_cell::sync::OnceCell;
-use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
 
 use crate::model::{LazyModel, Model, ModelSource, TRACT_VERSION};
 use crate::preprocess::CROP;
@@ -37,19 +37,24 @@ pub struct ModelInfo {
 
 /// Caches the model file's checksum: hashing 32 MB once is fine, on every call it is not.
 #[derive(Debug, Default)]
-pub struct ChecksumCache(OnceCell<Option<String>>);
+pub struct ChecksumCache(OnceCell<String>);
 
 impl ChecksumCache {
+    /// The file's sha256, computed once; a file that is not there yet (a model still to be
+    /// fetched) is looked at again next time.
     fn get(&self, source: &ModelSource) -> Option<String> {
         self.0
-            .get_or_init(|| {
+            .get_or_try_init(|| {
                 let digest = match source {
-                    ModelSource::File(path) => Sha256::digest(std::fs::read(path).ok()?),
+                    ModelSource::File(path) | ModelSource::Fetch(path) => {
+                        Sha256::digest(std::fs::read(path).map_err(drop)?)
+                    }
                     ModelSource::Embedded { bytes, .. } => Sha256::digest(bytes),
                 };
-                Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+                Ok::<_, ()>(digest.iter().map(|b| format!("{b:02x}")).collect())
             })
-            .clone()
+            .ok()
+            .cloned()
     }
 }
 
@@ -60,7 +65,7 @@ pub fn describe(model: &LazyModel, checksums: &ChecksumCache) -> ModelInfo {
     ModelInfo {
         classes: loaded.map(|m| m.classes()),
         file: match model.source() {
-            ModelSource::File(path) => path.file_name().map_or_else(
+            ModelSource::File(path) | ModelSource::Fetch(path) => path.file_name().map_or_else(
                 || path.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
             ),

@@ -31,12 +31,18 @@ fn assert_valid_emf(record: &Value) {
     for directive in record["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
         for metric in directive["Metrics"].as_array().unwrap() {
             let name = metric["Name"].as_str().unwrap();
-            assert!(record[name].is_number(), "metric {name} has no value: {record}");
+            assert!(
+                record[name].is_number(),
+                "metric {name} has no value: {record}"
+            );
         }
         for set in directive["Dimensions"].as_array().unwrap() {
             for dimension in set.as_array().unwrap() {
                 let name = dimension.as_str().unwrap();
-                assert!(record[name].is_string(), "dimension {name} has no value: {record}");
+                assert!(
+                    record[name].is_string(),
+                    "dimension {name} has no value: {record}"
+                );
             }
         }
     }
@@ -65,7 +71,10 @@ fn a_record_satisfies_the_emf_schema() {
         1_795_608_000_000,
     );
     assert_valid_emf(&record);
-    assert_eq!(record["_aws"]["CloudWatchMetrics"][0]["Namespace"], "densenet-lambda");
+    assert_eq!(
+        record["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "densenet-lambda"
+    );
     assert_eq!(record["InferenceMs"], 51.25);
     assert_eq!(record["ColdStart"], 1);
     assert_eq!(record["class_name"], "Egyptian_cat");

@@ -1,6 +1,8 @@
 //! Paths to the shared models, samples and reference outputs, and small readers for them.
 #![allow(dead_code)]
 
+pub mod file_server;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
