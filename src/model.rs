@@ -370,7 +370,14 @@ impl LazyModel {
             .get_or_try_init(|| {
                 let model = Model::load(&self.source, self.options);
                 match &model {
-                    Ok(m) => tracing::info!(model = %self.source.describe(), load_ms = m.load_time.as_millis() as u64, classes = m.classes, "model loaded"),
+                    Ok(m) => {
+                        let kernels = crate::model_info::matmul_kernels(m)
+                            .iter()
+                            .map(|(name, count)| format!("{name}×{count}"))
+                            .collect::<Vec<_>>()
+                            .join(",");
+                        tracing::info!(model = %self.source.describe(), load_ms = m.load_time.as_millis() as u64, classes = m.classes, kernels, "model loaded")
+                    }
                     Err(e) => tracing::error!(model = %self.source.describe(), error = %e, "model load failed"),
                 }
                 model.map(Arc::new)

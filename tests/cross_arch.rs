@@ -1,0 +1,74 @@
+//! The function as deployed, on both architectures: the x86_64 `bootstrap` and the arm64 one
+//! (run under qemu-user) classify the samples with the model compiled into them, and give the
+//! same top-5 classes in the same order, probabilities within 1e-3. Each also logs the
+//! matrix-product kernels tract chose (printed here).
+//!
+//! CI's deployment step builds both and names them in `X86_BOOTSTRAP` and `ARM64_BOOTSTRAP`;
+//! without them this test says so and checks nothing. `QEMU` names the emulator (default
+//! `qemu-aarch64`, with the arm64 C library from Debian's libc6-arm64-cross).
+
+mod common;
+
+use std::process::Command;
+
+/// `bootstrap classify --topk 5` on every sample: one JSON reply per line, and the log.
+fn classify(program: &str, prefix: &[String]) -> (Vec<serde_json::Value>, String) {
+    let mut command = Command::new(program);
+    command.args(prefix).args(["classify", "--topk", "5"]);
+    for (name, _) in common::SAMPLES {
+        command.arg(common::sample(name));
+    }
+    let output = command
+        .env_remove("MODEL_PATH")
+        .env("QEMU_LD_PREFIX", "/usr/aarch64-linux-gnu")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{program} {prefix:?}: {stderr}");
+    let replies = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    (replies, stderr)
+}
+
+#[test]
+fn arm64_and_x86_64_bootstraps_agree() {
+    let (Ok(x86), Ok(arm64)) = (
+        std::env::var("X86_BOOTSTRAP"),
+        std::env::var("ARM64_BOOTSTRAP"),
+    ) else {
+        eprintln!("skipped: set X86_BOOTSTRAP and ARM64_BOOTSTRAP to the two deployed binaries");
+        return;
+    };
+    let qemu = std::env::var("QEMU").unwrap_or_else(|_| "qemu-aarch64".into());
+    let (x86_replies, x86_log) = classify(&x86, &[]);
+    let (arm_replies, arm_log) = classify(&qemu, &[arm64]);
+    for (what, log) in [("x86_64", &x86_log), ("arm64", &arm_log)] {
+        let loaded = log
+            .lines()
+            .find(|l| l.contains("model loaded"))
+            .unwrap_or_else(|| panic!("{what}: no load line in {log}"));
+        eprintln!("{what}: {loaded}");
+        assert!(loaded.contains("kernels="), "{loaded}");
+    }
+    assert_eq!(x86_replies.len(), common::SAMPLES.len());
+    assert_eq!(arm_replies.len(), common::SAMPLES.len());
+    for ((name, _), (a, b)) in common::SAMPLES
+        .iter()
+        .zip(x86_replies.iter().zip(&arm_replies))
+    {
+        let (a, b) = (a["topk"].as_array().unwrap(), b["topk"].as_array().unwrap());
+        assert_eq!(a.len(), 5, "{name}");
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(x["class_id"], y["class_id"], "{name}: {a:?} vs {b:?}");
+            let (p, q) = (
+                x["probability"].as_f64().unwrap(),
+                y["probability"].as_f64().unwrap(),
+            );
+            assert!((p - q).abs() <= 1e-3, "{name}: {p} vs {q}");
+        }
+        eprintln!("{name}: top-5 agree ({})", a[0]["class_name"]);
+    }
+}
