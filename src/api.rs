@@ -44,7 +44,7 @@ pub struct Features {
 }
 
 impl Features {
-    /// Whether cross-origin access is on (then `OPTIONS /predict` is served too).
+    /// Whether cross-origin access is on (then the CORS layer answers preflights on every path).
     pub fn cors(&self) -> bool {
         !self.cors_origins.is_empty()
     }

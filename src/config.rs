@@ -116,7 +116,8 @@ pub struct Settings {
 
     /// Seconds a request may take before it is answered with a 503: under API Gateway's
     /// 29-second limit, so clients get the JSON reply rather than a gateway error.
-    #[arg(long, env = "REQUEST_TIMEOUT_SECS", value_name = "SECONDS", default_value_t = 25,
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", value_name = "SECONDS",
+          default_value_t = crate::api::DEFAULT_TIMEOUT.as_secs(),
           value_parser = value_parser!(u64).range(1..))]
     pub request_timeout_secs: u64,
 }

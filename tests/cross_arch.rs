@@ -1,26 +1,37 @@
-//! The function as deployed, on both architectures: the x86_64 `bootstrap` and the arm64 one
-//! (run under qemu-user) classify the samples with the model compiled into them, and give the
-//! same top-5 classes in the same order, probabilities within 1e-3. Each also logs the
-//! matrix-product kernels tract chose (printed here).
+//! The function on both architectures: an x86_64 build and the arm64 `bootstrap` (run under
+//! qemu-user as a Graviton2, the CPU of Lambda's arm64 hosts: Neoverse N1, NEON, no SVE)
+//! classify the samples and give the same top-5 classes in the same order, probabilities within
+//! 1e-3. Each also logs the matrix-product kernels tract chose (printed here).
 //!
-//! CI's deployment step builds both and names them in `X86_BOOTSTRAP` and `ARM64_BOOTSTRAP`;
-//! without them this test says so and checks nothing. `QEMU` names the emulator (default
-//! `qemu-aarch64`, with the arm64 C library from Debian's libc6-arm64-cross).
+//! CI builds both and names them in `X86_BOOTSTRAP` and `ARM64_BOOTSTRAP`; the arm64 one runs
+//! with the model compiled into it, the x86_64 one with `X86_MODEL_PATH` if set (the same model
+//! file), else its own. Without them this test says so and checks nothing. `QEMU` names the
+//! emulator (default `qemu-aarch64`, with the arm64 C library from Debian's libc6-arm64-cross)
+//! and `QEMU_CPU` the CPU it emulates (default `neoverse-n1`).
 
 mod common;
 
 use std::process::Command;
 
 /// `bootstrap classify --topk 5` on every sample: one JSON reply per line, and the log.
-fn classify(program: &str, prefix: &[String]) -> (Vec<serde_json::Value>, String) {
+fn classify(
+    program: &str,
+    prefix: &[String],
+    model: Option<String>,
+) -> (Vec<serde_json::Value>, String) {
     let mut command = Command::new(program);
     command.args(prefix).args(["classify", "--topk", "5"]);
     for (name, _) in common::SAMPLES {
         command.arg(common::sample(name));
     }
+    command.env_remove("MODEL_PATH");
+    if let Some(model) = model {
+        command.env("MODEL_PATH", model);
+    }
+    let cpu = std::env::var("QEMU_CPU").unwrap_or_else(|_| "neoverse-n1".into());
     let output = command
-        .env_remove("MODEL_PATH")
         .env("QEMU_LD_PREFIX", "/usr/aarch64-linux-gnu")
+        .env("QEMU_CPU", cpu)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -43,8 +54,8 @@ fn arm64_and_x86_64_bootstraps_agree() {
         return;
     };
     let qemu = std::env::var("QEMU").unwrap_or_else(|_| "qemu-aarch64".into());
-    let (x86_replies, x86_log) = classify(&x86, &[]);
-    let (arm_replies, arm_log) = classify(&qemu, &[arm64]);
+    let (x86_replies, x86_log) = classify(&x86, &[], std::env::var("X86_MODEL_PATH").ok());
+    let (arm_replies, arm_log) = classify(&qemu, &[arm64], None);
     for (what, log) in [("x86_64", &x86_log), ("arm64", &arm_log)] {
         let loaded = log
             .lines()

@@ -37,32 +37,15 @@ fn scratch(label: &str) -> PathBuf {
 
 /// `serve` started in `dir` with no model configured, weights from `url`.
 fn serve_without_a_model(dir: &Path, url: &str, sha256: &str) -> common::Serve {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(BINARY)
-        .args(["serve", "--port", &port.to_string()])
-        .current_dir(dir)
-        .env_remove("MODEL_PATH")
-        .env("TORCH_HOME", dir.join("torch"))
-        .env("DENSENET121_WEIGHTS_URL", url)
-        .env("DENSENET121_WEIGHTS_SHA256", sha256)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = common::Serve {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while reqwest::blocking::get(&server.base).is_err() {
-        assert!(std::time::Instant::now() < deadline, "serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
+    common::serve_with(|command| {
+        command
+            .current_dir(dir)
+            .env_remove("MODEL_PATH")
+            .env("TORCH_HOME", dir.join("torch"))
+            .env("DENSENET121_WEIGHTS_URL", url)
+            .env("DENSENET121_WEIGHTS_SHA256", sha256)
+            .stdout(std::process::Stdio::null());
+    })
 }
 
 fn post_kitten(server: &common::Serve) -> (u16, String) {

@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -13,19 +13,17 @@ use densenet_lambda::classifier::{Prediction, Timings};
 use densenet_lambda::metrics::emf_record;
 use serde_json::Value;
 
+/// The EMF specification's structure as a JSON Schema.
+fn emf_schema() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/emf.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// Checks a record against the EMF schema and the rule the schema cannot state: every metric
 /// and dimension it declares is a top-level member (a number for a metric, a string for a
 /// dimension).
 fn assert_valid_emf(record: &Value) {
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/api/emf.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    if let Err(error) = jsonschema::validate(&schema, record) {
+    if let Err(error) = jsonschema::validate(&emf_schema(), record) {
         panic!("not an EMF record: {error}: {record}");
     }
     for directive in record["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
@@ -81,50 +79,26 @@ fn a_record_satisfies_the_emf_schema() {
     // A schema that can fail: a unit CloudWatch does not know is refused.
     let mut wrong = record.clone();
     wrong["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] = "Millis".into();
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/api/emf.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    assert!(jsonschema::validate(&schema, &wrong).is_err());
+    assert!(jsonschema::validate(&emf_schema(), &wrong).is_err());
 }
 
-/// Starts `serve` with its stdout captured line by line; returns the process, its base URL and
-/// the lines it prints.
+/// Starts `serve` with its stdout captured line by line; returns the process and the lines it
+/// prints.
 fn serve_capturing_stdout(env: &[(&str, &str)]) -> (common::Serve, mpsc::Receiver<String>) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_densenet-lambda"))
-        .args(["serve", "--port", &port.to_string()])
-        .env("MODEL_PATH", common::efficientnet())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "test-function")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut server = common::serve_with(|command| {
+        command
+            .env("MODEL_PATH", common::efficientnet())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "test-function")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped());
+    });
+    let stdout = server.child.stdout.take().unwrap();
     let (lines, received) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = lines.send(line);
         }
     });
-    let server = common::Serve {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while reqwest::blocking::get(&server.base).is_err() {
-        assert!(std::time::Instant::now() < deadline, "serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     (server, received)
 }
 

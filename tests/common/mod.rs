@@ -220,22 +220,30 @@ impl Drop for Serve {
 
 /// Starts `serve` with `MODEL_PATH=model` and extra environment, and waits until `GET /` answers.
 pub fn serve(model: &std::path::Path, env: &[(&str, &str)]) -> Serve {
+    serve_with(|command| {
+        command
+            .env("MODEL_PATH", model)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null());
+    })
+}
+
+/// Starts `serve --port N` on a free port, configured by `configure` (environment, working
+/// directory, stdout; stderr is discarded), and waits until `GET /` answers.
+pub fn serve_with(configure: impl FnOnce(&mut std::process::Command)) -> Serve {
     use std::time::{Duration, Instant};
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_densenet-lambda"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_densenet-lambda"));
+    command
         .args(["serve", "--port", &port.to_string()])
-        .env("MODEL_PATH", model)
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::null());
+    configure(&mut command);
     let server = Serve {
-        child,
+        child: command.spawn().unwrap(),
         base: format!("http://127.0.0.1:{port}"),
     };
     let deadline = Instant::now() + Duration::from_secs(30);
