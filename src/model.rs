@@ -160,15 +160,18 @@ impl Model {
     }
 }
 
-/// Parses an ONNX model, fixes its input to one 224×224 RGB image and declutters it: the
-/// model-independent part of loading, which `convert` does once ahead of time.
+/// Parses an ONNX model, fixes its input to one 224×224 RGB image, declutters it and applies
+/// `graph_rewrite` (less arithmetic, same answer): the model-independent part of loading, which
+/// `convert` does once ahead of time.
 pub fn decluttered_from_onnx(bytes: &[u8]) -> TractResult<TypedModel> {
     let side = CROP as usize;
-    tract_onnx::onnx()
+    let mut model = tract_onnx::onnx()
         .model_for_read(&mut Cursor::new(bytes))?
         .with_input_fact(0, f32::fact([1, 3, side, side]).into())?
         .into_typed()?
-        .into_decluttered()
+        .into_decluttered()?;
+    crate::graph_rewrite::rewrite(&mut model)?;
+    Ok(model)
 }
 
 /// Converts an ONNX classifier into a decluttered NNEF archive that loads faster (a shorter
