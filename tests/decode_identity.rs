@@ -52,7 +52,7 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && p.extension().map_or(true, |e| e != "py"))
+        .filter(|p| p.is_file() && p.extension().is_none_or(|e| e != "py"))
         .map(|p| {
             (
                 p.file_name().unwrap().to_string_lossy().into_owned(),
