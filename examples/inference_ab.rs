@@ -2,8 +2,8 @@
 //! the same machine: the evidence for keeping or dropping each inference lever
 //! (`docs/performance.md`).
 //!
-//!     cargo run --release --example inference_ab -- [--model M] [--rounds R] [--by-conv] \
-//!         [NAME=SPEC ...]
+//!     cargo run --release --example inference_ab -- [--model M] [--rounds R] [--threads T] \
+//!         [--by-conv] [NAME=SPEC ...]
 //!
 //! A SPEC is a comma list of `rewrite=0|1` (the graph rewrites of `src/graph_rewrite.rs`, on by
 //! default), `kernel=NAME` (every f32 product that can run tract kernel NAME runs it:
@@ -11,7 +11,7 @@
 //! `TRACT_LAZY_IM2COL_MIN_KERNEL=100` for eager im2col, entered around the optimisation). Default
 //! variants: `tract=rewrite=0,kernel=tract` (the graph as written, tract's choices),
 //! `pool-first=rewrite=1,kernel=tract` and `as-loaded=` (what `Model::load` does). Each round runs every variant once on
-//! one thread (the first variant rotating), after two warm-up rounds; medians and the ratio to
+//! T threads (default 1; the first variant rotating), after two warm-up rounds; medians and the ratio to
 //! the first variant are printed with the CPU and the load average. `--by-conv` also prints,
 //! for every ONNX node (all the plan nodes derived from it: pad, im2col, packing, product), the
 //! median per variant and the fastest.
@@ -32,7 +32,11 @@ struct Variant {
     by_conv: BTreeMap<String, Vec<f64>>,
 }
 
-fn prepare(decluttered: &TypedModel, spec: &str) -> TractResult<Arc<TypedRunnableModel>> {
+fn prepare(
+    decluttered: &TypedModel,
+    spec: &str,
+    threads: usize,
+) -> TractResult<Arc<TypedRunnableModel>> {
     let (mut rewrite, mut kernel, mut knobs) = (true, None, vec![]);
     for item in spec.split(',').filter(|s| !s.is_empty()) {
         let (key, value) = item.split_once('=').unwrap_or((item, ""));
@@ -52,7 +56,20 @@ fn prepare(decluttered: &TypedModel, spec: &str) -> TractResult<Arc<TypedRunnabl
         Some(name) => kernels::with_kernel(name, optimize),
         None => optimize(),
     }?;
-    optimized.into_runnable()
+    if threads <= 1 {
+        return optimized.into_runnable();
+    }
+    // A pool of `threads` separate threads (the service's worker joins its pool instead: model.rs).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    let options = RunOptions {
+        executor: Some(tract_linalg::multithread::Executor::MultiThread(Arc::new(
+            pool,
+        ))),
+        ..RunOptions::default()
+    };
+    optimized.into_runnable_with_options(&options)
 }
 
 /// The ONNX node a plan node comes from: its name up to the first `.` (tract's suffixes for the
@@ -78,7 +95,7 @@ fn main() -> TractResult<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
     let mut model_path = shared.join("model/densenet121_untrained_seed0.onnx");
-    let (mut rounds, mut by_conv, mut specs) = (20usize, false, vec![]);
+    let (mut rounds, mut by_conv, mut specs, mut threads) = (20usize, false, vec![], 1usize);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -90,6 +107,12 @@ fn main() -> TractResult<()> {
                     .expect("--rounds N")
             }
             "--by-conv" => by_conv = true,
+            "--threads" => {
+                threads = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--threads N")
+            }
             "--bench" => {}
             _ => specs.push(arg),
         }
@@ -116,7 +139,7 @@ fn main() -> TractResult<()> {
             let (name, spec) = s.split_once('=').unwrap_or((s, ""));
             Ok(Variant {
                 name: name.to_string(),
-                plan: prepare(&decluttered, spec)?,
+                plan: prepare(&decluttered, spec, threads)?,
                 totals: vec![],
                 by_conv: BTreeMap::new(),
             })
@@ -132,7 +155,7 @@ fn main() -> TractResult<()> {
     println!("cpu      {}", kernels::cpu());
     println!("model    {}", model_path.display());
     println!(
-        "load average at the start {}; {rounds} rounds, 1 thread",
+        "load average at the start {}; {rounds} rounds, {threads} thread(s)",
         loadavg()
     );
     let n = variants.len();
