@@ -111,6 +111,9 @@ impl Model {
             decluttered_from_onnx(&bytes)
         }
         .map_err(invalid)?;
+        // The file's bytes are parsed: free them before optimising (which packs a copy of every
+        // weight), so that the load's peak memory holds two copies of the weights, not three.
+        drop(bytes);
         check_input(&typed).map_err(invalid)?;
         typed.optimize().map_err(invalid)?;
         let classes = output_classes(&typed).map_err(invalid)?;
