@@ -75,12 +75,15 @@ def server_lines(log_path):
     return out
 
 
-def pipeline(image, threads, timeout):
-    """The in-process figures of `cargo bench --bench pipeline` for one image (JSON line)."""
+def pipeline(image, threads, timeout, binary=None):
+    """The in-process figures of `cargo bench --bench pipeline` (or of that bench's binary, when
+    given) for one image (JSON line)."""
     env = dict(os.environ, SHARED_DIR=str(compare_shared()))
     env.setdefault('EMBED_MODEL_PATH', str(compare_shared() / 'model' / 'densenet121_untrained_seed0.onnx'))
     cmd = ['cargo', 'bench', '--bench', 'pipeline', '--', '--json', '--iters', '10',
            '--threads', str(threads), '--image', str(image)]
+    if binary:
+        cmd = [str(binary)] + cmd[cmd.index('--') + 1:]
     rc, out, err = compare.run_captured(cmd, timeout, cwd=str(REPO), env=env)
     lines = [l for l in (out or '').splitlines() if l.startswith('{')]
     if rc != 0 or not lines:
@@ -115,6 +118,8 @@ def main():
     p.add_argument('--python', default=os.environ.get('PEERS_PYTHON', 'python3'),
                    help='an interpreter with PIL, to make the 12 MP JPEG')
     p.add_argument('--no-cargo-bench', action='store_true', help='skip the in-process figures')
+    p.add_argument('--pipeline-binary', default=None,
+                   help='an already-built pipeline bench (target/release/deps/pipeline-*) instead of cargo bench')
     p.add_argument('--cargo-timeout', type=float, default=3600.0)
     p.add_argument('--json-out', default=None)
     args = p.parse_args()
@@ -134,7 +139,7 @@ def main():
         inproc = {}
         if not args.no_cargo_bench:
             for name, path in images.items():
-                inproc[name] = pipeline(path, args.threads, args.cargo_timeout)
+                inproc[name] = pipeline(path, args.threads, args.cargo_timeout, args.pipeline_binary)
 
         archive = Path(tmp) / 'model.nnef.tar'
         subprocess.run([str(binary), 'convert', str(onnx), str(archive)], check=True,

@@ -467,6 +467,8 @@ def inference_alone(args, model, tensor):
         env['SHARED_DIR'] = str(args.shared)
         cmd = ['cargo', 'bench', '--bench', 'pipeline', '--', '--json',
                '--threads', '1', '--model', str(model)]
+        if args.pipeline_binary:
+            cmd = [str(args.pipeline_binary)] + cmd[cmd.index('--') + 1:]
         print(f'  running `{" ".join(cmd)}` (may compile for minutes)...', flush=True)
         t = time.perf_counter()
         rc, out, err = run_captured(cmd, args.cargo_timeout, cwd=str(REPO), env=env)
@@ -634,6 +636,8 @@ def parse_args():
                    help='what the project serves: the NNEF archive converted from --model (default, as deployed) '
                         'or the ONNX file itself; with nnef, project-2t-onnx is also started for its cold start')
     p.add_argument('--no-cargo-bench', action='store_true', help='skip the tract inference-alone figure')
+    p.add_argument('--pipeline-binary', default=None,
+                   help='run this already-built pipeline bench (target/release/deps/pipeline-*) instead of cargo bench')
     p.add_argument('--cargo-timeout', type=float, default=3600.0, help='seconds allowed for cargo bench')
     p.add_argument('--keep-temp', action='store_true', help='keep the temp dir (12 MP JPEG, server logs)')
     args = p.parse_args()
