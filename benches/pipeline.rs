@@ -1,5 +1,7 @@
-//! In-process breakdown of one `/predict`: decode, resize (+crop+normalise), inference, reply,
-//! plus the model load that dominates a cold start. Medians over repeated runs.
+//! In-process breakdown of one `/predict`: multipart parsing, decode, resize (+crop+normalise),
+//! inference, reply, plus the model load that dominates a cold start. Medians over repeated runs,
+//! printed with the CPU they ran on (the parts `bench/breakdown.py` cannot see from the server's
+//! log: multipart parsing and the reply's serialisation).
 //!
 //!     cargo bench --bench pipeline [-- --model M.onnx --image I.jpg --iters N --threads T --json]
 //!
@@ -11,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use densenet_lambda::api::prediction_reply;
 use densenet_lambda::classifier::{argmax, Prediction, Timings};
+use densenet_lambda::kernels::cpu;
 use densenet_lambda::model::{Model, ModelOptions, ModelSource};
 use densenet_lambda::preprocess::{preprocess, DecodeOptions};
+use densenet_lambda::upload::{images, BodyKind, UploadLimits};
 
 struct Args {
     model: PathBuf,
@@ -77,11 +81,34 @@ fn main() {
         jpeg_dct_scaling: std::env::var("JPEG_DCT_SCALING").as_deref() != Ok("0"),
         ..DecodeOptions::default()
     };
+    // The body `curl -F file=@IMAGE` sends, parsed as the server parses it (from memory here).
+    let boundary = "------------------------bench0123456789";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"image\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let body = bytes::Bytes::from(body);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let multipart = || {
+        let kind = BodyKind::from_content_type(Some(&content_type)).expect("content type");
+        let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(body.clone())]);
+        let files = runtime
+            .block_on(images(kind, stream, UploadLimits::default()))
+            .expect("multipart");
+        assert_eq!(files[0].len(), bytes.len());
+    };
     let (mut decode_t, mut resize_t, mut infer_t, mut reply_t) = (vec![], vec![], vec![], vec![]);
+    let mut multipart_t = vec![];
     let mut size = (0, 0);
     for i in 0..args.iters + 3 {
         // Decoding and resizing interleave (rows stream from the decoder into the resize), so
         // the two figures are the split `preprocess` itself measures.
+        let (_, m) = time(multipart);
         let pre = preprocess(&bytes, decode_options).expect("decode");
         size = pre.source_size;
         let (d, r, tensor) = (pre.timings.decode, pre.timings.transform, pre.tensor);
@@ -98,18 +125,21 @@ fn main() {
             serde_json::to_string(&prediction_reply(&prediction, None))
         });
         if i >= 3 {
+            multipart_t.push(m);
             decode_t.push(d);
             resize_t.push(r);
             infer_t.push(n);
             reply_t.push(p);
         }
     }
+    let multipart_ms = median(multipart_t);
     let (decode_ms, resize_ms, infer_ms, reply_ms) = (
         median(decode_t),
         median(resize_t),
         median(infer_t),
         median(reply_t),
     );
+    println!("cpu       {}", cpu());
     println!("model     {}", args.model.display());
     println!(
         "image     {} ({}x{}, {} bytes)",
@@ -123,13 +153,15 @@ fn main() {
         "model load (parse + optimise): {:8.1} ms",
         load.as_secs_f64() * 1000.0
     );
+    println!("multipart (from memory) median: {multipart_ms:8.3} ms");
     println!("decode                 median: {decode_ms:8.2} ms");
     println!("resize+crop+normalise  median: {resize_ms:8.2} ms");
     println!("inference              median: {infer_ms:8.2} ms");
     println!("reply (argmax + JSON)  median: {reply_ms:8.3} ms");
     if args.json {
         println!(
-            "{{\"model_load_ms\":{:.1},\"decode_ms_p50\":{decode_ms:.3},\"preprocess_ms_p50\":{resize_ms:.3},\"inference_ms_p50\":{infer_ms:.3},\"reply_ms_p50\":{reply_ms:.4},\"threads\":{},\"image\":\"{}\",\"width\":{},\"height\":{}}}",
+            "{{\"cpu\":\"{}\",\"model_load_ms\":{:.1},\"multipart_ms_p50\":{multipart_ms:.3},\"decode_ms_p50\":{decode_ms:.3},\"preprocess_ms_p50\":{resize_ms:.3},\"inference_ms_p50\":{infer_ms:.3},\"reply_ms_p50\":{reply_ms:.4},\"threads\":{},\"image\":\"{}\",\"width\":{},\"height\":{}}}",
+            cpu(),
             load.as_secs_f64() * 1000.0,
             args.threads,
             args.image.display(),

@@ -10,11 +10,12 @@ export SHARED_DIR="${SHARED_DIR:-$(cd .. && pwd)/shared}"
 pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@"; }
 cargo lambda --version >/dev/null 2>&1 || pip_install cargo-lambda
 command -v schemathesis >/dev/null 2>&1 || pip_install schemathesis
-# Headless Chromium and chromedriver for tests/ui_browser.rs, from Debian (about a minute).
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+# From Debian (about a minute): nasm, which libjpeg-turbo's SIMD code is built with, and headless
+# Chromium and chromedriver for tests/ui_browser.rs.
+if ! command -v nasm >/dev/null 2>&1 || [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nasm chromium chromium-driver >/dev/null
 fi
 
 python3 scripts/make_events.py "$SHARED_DIR/samples/kitten.jpg"

@@ -22,6 +22,7 @@ pub mod config;
 pub mod densenet;
 pub mod embedded;
 pub mod fetch;
+pub mod graph_rewrite;
 pub mod import;
 pub mod kernels;
 pub mod labels;

@@ -190,10 +190,10 @@ impl Model {
     }
 }
 
-/// Parses an ONNX model held in memory, fixes its input to one 224×224 RGB image and
-/// declutters it: the model-independent part of loading, which `convert` does once ahead of
-/// time. Bytes have no folder, so a model with external data must be loaded with
-/// [`decluttered_from_onnx_path`] instead.
+/// Parses an ONNX model held in memory, fixes its input to one 224×224 RGB image, declutters
+/// it and applies `graph_rewrite` (less arithmetic, same answer): the model-independent part of
+/// loading, which `convert` does once ahead of time. Bytes have no folder, so a model with
+/// external data must be loaded with [`decluttered_from_onnx_path`] instead.
 pub fn decluttered_from_onnx(bytes: &[u8]) -> TractResult<TypedModel> {
     declutter(onnx_parser().model_for_read(&mut Cursor::new(bytes))?)
 }
@@ -214,10 +214,12 @@ fn onnx_parser() -> tract_onnx::Onnx {
 
 fn declutter(model: InferenceModel) -> TractResult<TypedModel> {
     let side = CROP as usize;
-    model
+    let mut model = model
         .with_input_fact(0, f32::fact([1, 3, side, side]).into())?
         .into_typed()?
-        .into_decluttered()
+        .into_decluttered()?;
+    crate::graph_rewrite::rewrite(&mut model)?;
+    Ok(model)
 }
 
 /// Converts an ONNX classifier into a decluttered NNEF archive that loads faster (a shorter

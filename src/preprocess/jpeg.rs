@@ -1,17 +1,11 @@
-//! JPEG: what a decode costs (from the frame and first scan headers), and the DCT-scaled decode
-//! of large JPEGs with jpeg-decoder.
+//! JPEG headers: what the frame header (SOF) and first scan header (SOS) say, what a whole decode
+//! by the `image` crate (zune-jpeg) costs, and whether the file is complete.
 //!
-//! Neither JPEG decoder here hands out rows: both return the whole (possibly DCT-scaled) image,
-//! so JPEGs are decoded whole under the budget and their rows then go to the resize. A decoder
-//! that produces rows (e.g. libjpeg-turbo's `jpeg_read_scanlines`) would become a row source
-//! like `png.rs` without touching anything else.
-
-use jpeg_decoder::{Decoder, PixelFormat};
+//! Grey and colour JPEGs are decoded row by row by libjpeg-turbo (`libjpeg.rs`); CMYK/YCCK and
+//! whatever libjpeg will not read stay whole decodes by zune-jpeg under the budget (`whole.rs`).
 
 use super::budget::{Cost, MIB};
 use super::resize::resize_bytes;
-use super::whole::Whole;
-use super::{DecodeOptions, ImageError, DCT_SCALED_SIDE};
 
 /// What the frame header (SOF) and the first scan header (SOS) say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +76,7 @@ impl JpegHeader {
     }
 
     /// Components and the MCU grid: (max h, max v, MCUs across, MCUs down).
-    fn mcus(&self) -> (u64, u64, u64, u64) {
+    pub(super) fn mcus(&self) -> (u64, u64, u64, u64) {
         let hmax = u64::from(self.sampling.iter().map(|s| s.0).max().unwrap_or(1));
         let vmax = u64::from(self.sampling.iter().map(|s| s.1).max().unwrap_or(1));
         (
@@ -94,7 +88,7 @@ impl JpegHeader {
     }
 
     /// 8×8 blocks of every component, padded to whole MCUs, as both decoders allocate them.
-    fn blocks(&self) -> u64 {
+    pub(super) fn blocks(&self) -> u64 {
         let (_, _, mcu_x, mcu_y) = self.mcus();
         self.sampling
             .iter()
@@ -103,7 +97,7 @@ impl JpegHeader {
     }
 
     /// Whether a decoder must keep every coefficient of the image until the end.
-    fn holds_coefficients(&self) -> bool {
+    pub(super) fn holds_coefficients(&self) -> bool {
         self.progressive || self.first_scan_components < self.sampling.len()
     }
 
@@ -156,27 +150,6 @@ pub fn zune_cost(bytes: &[u8], width: u32, height: u32, out_bytes: u64) -> Cost 
     }
 }
 
-/// What jpeg-decoder allocates for a decode at `scale`/8 of the size giving `out_w`×`out_h` with
-/// `channels` channels: each component's plane at the reduced size, the output, and the
-/// coefficients. For images above 128×128 it hands each MCU row's coefficients to one thread per
-/// component through an unbounded channel, so on a starved CPU every row of the image can be in
-/// flight at once (2 bytes a coefficient, full size); a progressive image also keeps all of them
-/// until its last scan, and sends copies.
-fn scaled_cost(header: &JpegHeader, scale: u64, out_w: u32, out_h: u32, channels: u64) -> Cost {
-    let (_, vmax, mcu_x, _) = header.mcus();
-    let blocks = header.blocks();
-    let coefficients = blocks * 64 * 2 * if header.progressive { 2 } else { 1 };
-    let planes = blocks * scale * scale;
-    let output = u64::from(out_w) * u64::from(out_h) * channels;
-    let mcu_rows = header.sampling.len() as u64 * mcu_x * 8 * vmax * 64 * 2 * 2;
-    Cost {
-        bytes: coefficients + planes + output + mcu_rows + resize_bytes(out_w, out_h) + MIB,
-        size: (header.width, header.height),
-        kind: header.kind(),
-        instead: "a baseline JPEG, which is decoded at a reduced scale",
-    }
-}
-
 /// Whether a JPEG's last scan (SOS marker) is followed by an end-of-image marker. The decoder
 /// would fill a truncated image with grey and answer anyway; PIL refuses it, and so do we.
 /// (0xFF bytes inside scan data are always stuffed, so the marker pair cannot occur by chance.)
@@ -186,90 +159,6 @@ pub fn is_complete(bytes: &[u8]) -> bool {
         .rposition(|w| w == [0xFF, 0xDA])
         .unwrap_or(0);
     bytes[last_scan..].windows(2).any(|w| w == [0xFF, 0xD9])
-}
-
-/// A large 8-bit grey or RGB JPEG set up for decoding at a reduced DCT scale.
-pub struct ScaledJpeg<'a> {
-    decoder: Decoder<&'a [u8]>,
-    grey: bool,
-    out_size: (u32, u32),
-    source_size: (u32, u32),
-    /// What the decode will allocate.
-    pub cost: Cost,
-}
-
-/// Reads a JPEG's header and, if it is large enough to gain from DCT scaling and in a mode that
-/// path handles (8-bit grey or RGB), sets the scale. `None` leaves it to the full decoder (CMYK,
-/// 16-bit, small images).
-pub fn plan_scaled(
-    bytes: &[u8],
-    options: DecodeOptions,
-) -> Result<Option<ScaledJpeg<'_>>, ImageError> {
-    let corrupt = |e: jpeg_decoder::Error| ImageError::Corrupt(e.to_string());
-    let mut decoder = Decoder::new(bytes);
-    decoder.read_info().map_err(corrupt)?;
-    let Some(info) = decoder.info() else {
-        return Ok(None);
-    };
-    let (width, height) = (u32::from(info.width), u32::from(info.height));
-    if width > options.max_dimension || height > options.max_dimension {
-        return Err(ImageError::TooLarge {
-            reason: format!("{width}x{height} pixels"),
-            instead: super::dimension_advice(options.max_dimension),
-        });
-    }
-    let short = width.min(height);
-    if short < 2 * DCT_SCALED_SIDE
-        || !matches!(info.pixel_format, PixelFormat::L8 | PixelFormat::RGB24)
-    {
-        return Ok(None);
-    }
-    // The decoder picks the smallest 1/8..8/8 scale whose output is at least this size.
-    let request = |side: u32| {
-        (u64::from(side) * u64::from(DCT_SCALED_SIDE)).div_ceil(u64::from(short)) as u16
-    };
-    let (out_w, out_h) = decoder
-        .scale(request(width), request(height))
-        .map_err(corrupt)?;
-    let (out_w, out_h) = (u32::from(out_w), u32::from(out_h));
-    let scale = [1u64, 2, 4, 8]
-        .into_iter()
-        .find(|&s| (u64::from(width) * s).div_ceil(8) >= u64::from(out_w))
-        .unwrap_or(8);
-    let grey = info.pixel_format == PixelFormat::L8;
-    let header = JpegHeader::parse(bytes)
-        .filter(|h| (h.width, h.height) == (width, height))
-        .unwrap_or_else(|| worst_case(width, height));
-    let cost = scaled_cost(&header, scale, out_w, out_h, if grey { 1 } else { 3 });
-    Ok(Some(ScaledJpeg {
-        decoder,
-        grey,
-        out_size: (out_w, out_h),
-        source_size: (width, height),
-        cost,
-    }))
-}
-
-impl ScaledJpeg<'_> {
-    /// Decodes (the caller has checked the cost against the budget).
-    pub fn decode(mut self) -> Result<Whole, ImageError> {
-        let pixels = self
-            .decoder
-            .decode()
-            .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-        let (out_w, out_h) = self.out_size;
-        let image = if self.grey {
-            image::GrayImage::from_raw(out_w, out_h, pixels).map(image::DynamicImage::ImageLuma8)
-        } else {
-            image::RgbImage::from_raw(out_w, out_h, pixels).map(image::DynamicImage::ImageRgb8)
-        };
-        match image {
-            Some(image) => Ok(Whole::new(image, self.source_size)),
-            None => Err(ImageError::Corrupt(
-                "the JPEG decoder returned fewer pixels than its header promised".into(),
-            )),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -14,18 +14,20 @@
 //!
 //! - `png.rs`: non-interlaced PNG, row by row: never the full image in memory;
 //! - `gif.rs`: the first GIF frame, row by row, placed on its screen;
-//! - `jpeg.rs`: large JPEGs DCT-scaled by jpeg-decoder, decoded whole (at the reduced size);
-//! - `whole.rs`: everything else (JPEG, WebP, TIFF, BMP, interlaced PNG) decoded whole by the
+//! - `libjpeg.rs`: grey and colour JPEGs, row by row by libjpeg-turbo (PIL's decoder), large ones
+//!   at a reduced DCT scale;
+//! - `whole.rs`: everything else (CMYK JPEG, WebP, TIFF, BMP, interlaced PNG) decoded whole by the
 //!   `image` crate, its rows converted one at a time (no full RGB8 copy).
 //!
 //! Whatever is decoded whole is first costed from its header ([`budget`]) and refused with
 //! [`ImageError::TooLarge`] when above [`DecodeOptions::max_alloc_bytes`], before the decoder
-//! allocates. Swapping a decoder (e.g. libjpeg-turbo for JPEG) means writing one row source.
+//! allocates.
 
 pub mod budget;
 pub mod convert;
 mod gif;
 mod jpeg;
+mod libjpeg;
 mod png;
 pub mod resize;
 mod whole;
@@ -191,9 +193,9 @@ pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Box<dyn RowSource + 
             rows.cost().check(budget)?;
             Ok(rows)
         }
-        Plan::ScaledJpeg(jpeg) => {
-            jpeg.cost.check(budget)?;
-            Ok(Box::new(jpeg.decode()?))
+        Plan::Jpeg(rows) => {
+            rows.cost.check(budget)?;
+            Ok(rows)
         }
         Plan::Whole(prepared) => {
             prepared.cost.check(budget)?;
@@ -211,7 +213,7 @@ pub fn decode_cost(bytes: &[u8], options: DecodeOptions) -> Result<budget::Cost,
     Ok(match plan(bytes, options)? {
         Plan::Png(rows) => rows.cost(),
         Plan::Gif(rows) => rows.cost(),
-        Plan::ScaledJpeg(jpeg) => jpeg.cost.clone(),
+        Plan::Jpeg(rows) => rows.cost.clone(),
         Plan::Whole(prepared) => prepared.cost.clone(),
     })
 }
@@ -220,7 +222,7 @@ pub fn decode_cost(bytes: &[u8], options: DecodeOptions) -> Result<budget::Cost,
 enum Plan<'a> {
     Png(Box<png::PngRows<'a>>),
     Gif(Box<gif::GifRows<'a>>),
-    ScaledJpeg(Box<jpeg::ScaledJpeg<'a>>),
+    Jpeg(Box<libjpeg::LibjpegRows<'a>>),
     Whole(Box<whole::Prepared<'a>>),
 }
 
@@ -237,9 +239,9 @@ fn plan(bytes: &[u8], options: DecodeOptions) -> Result<Plan<'_>, ImageError> {
                 return Ok(Plan::Gif(Box::new(rows)));
             }
         }
-        ImageFormat::Jpeg if options.jpeg_dct_scaling && jpeg::is_complete(bytes) => {
-            if let Some(scaled) = jpeg::plan_scaled(bytes, options)? {
-                return Ok(Plan::ScaledJpeg(Box::new(scaled)));
+        ImageFormat::Jpeg if jpeg::is_complete(bytes) => {
+            if let Some(rows) = libjpeg::open(bytes, options)? {
+                return Ok(Plan::Jpeg(Box::new(rows)));
             }
         }
         _ => {}
