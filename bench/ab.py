@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare  # noqa: E402  (spawn, kill_group, multipart, post, free_port, pct)
-from memory import cpu_model, loadavg  # noqa: E402
+from memory import loadavg  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def main():
     shared = Path(args.shared)
     model = shared / 'model/densenet121_untrained_seed0.onnx'
     kitten = compare.multipart((shared / 'samples/kitten.jpg').read_bytes(), 'kitten.jpg')
-    print(f'CPU: {cpu_model()}; load average {loadavg():.2f} at the start')
+    print(f'CPU: {compare.cpu_line()}; load average {loadavg():.2f} at the start')
     for name in ('a', 'b'):
         binary = getattr(args, name)
         print(f'{name}: {binary}, {os.path.getsize(binary):,} bytes')

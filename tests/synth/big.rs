@@ -26,12 +26,7 @@ pub fn raster(w: u32, h: u32, channels: u32) -> Vec<u8> {
 /// A non-interlaced PNG of any colour type at 8 or 16 bits (palette: 8-bit with tRNS), written
 /// row by row; rows only change every 64 lines.
 pub fn png(w: u32, h: u32, color: png::ColorType, depth: png::BitDepth) -> Vec<u8> {
-    let channels = match color {
-        png::ColorType::Grayscale | png::ColorType::Indexed => 1,
-        png::ColorType::GrayscaleAlpha => 2,
-        png::ColorType::Rgb => 3,
-        png::ColorType::Rgba => 4,
-    };
+    let channels = color.samples() as u32;
     let sixteen = depth == png::BitDepth::Sixteen;
     let row = |y: u32| -> Vec<u8> {
         let mut r = Vec::with_capacity((w * channels * 2) as usize);

@@ -663,12 +663,7 @@ pub fn bmp_rle8_with(w: u32, h: u32, index: impl Fn(u32, u32) -> u8) -> Vec<u8> 
 /// A large PNG of any 8- or 16-bit colour type written row by row (never a full raster in
 /// memory), `interlaced` = false only.
 pub fn png_streamed(w: u32, h: u32, color: png::ColorType, depth: png::BitDepth) -> Vec<u8> {
-    let channels = match color {
-        png::ColorType::Grayscale | png::ColorType::Indexed => 1,
-        png::ColorType::GrayscaleAlpha => 2,
-        png::ColorType::Rgb => 3,
-        png::ColorType::Rgba => 4,
-    };
+    let channels = color.samples() as u32;
     let palette = (color == png::ColorType::Indexed).then(palette256);
     let trns = (color == png::ColorType::Indexed).then(|| vec![0u8, 128, 255]);
     png(w, h, color, depth, palette, trns, |y| {
