@@ -407,14 +407,19 @@ fn is_unreachable(e: &ureq::Error) -> bool {
         ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
         ureq::Error::Timeout(t) => matches!(t, ureq::Timeout::Resolve | ureq::Timeout::Connect),
         ureq::Error::ConnectProxyFailed(_) => true,
-        ureq::Error::Io(io) => matches!(
-            io.kind(),
-            ConnectionRefused
-                | NetworkUnreachable
-                | HostUnreachable
-                | NetworkDown
-                | AddrNotAvailable
-        ),
+        ureq::Error::Io(io) => {
+            matches!(
+                io.kind(),
+                ConnectionRefused
+                    | NetworkUnreachable
+                    | HostUnreachable
+                    | NetworkDown
+                    | AddrNotAvailable
+            )
+            // A name that does not resolve (no DNS, as on a machine without internet) comes as
+            // std's getaddrinfo error, whose kind is not public: recognised by its text.
+            || io.to_string().starts_with("failed to lookup address")
+        }
         _ => false,
     }
 }

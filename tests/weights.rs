@@ -188,22 +188,28 @@ fn an_unreachable_server_is_reported_as_offline() {
         .local_addr()
         .unwrap()
         .port(); // the listener is dropped: nothing listens there now
-    let tmp = tempfile::tempdir().unwrap();
-    let url = format!("http://127.0.0.1:{port}/w.pth");
-    let source = WeightsSource::with_overrides(Some(&url), Some("a639ec97")).unwrap();
-    let out = tmp.path().join("densenet121.nnef.tar");
-    let err =
-        fetch_model_with(&source, &tmp.path().join("cache"), &out, Progress::Silent).unwrap_err();
-    assert!(err.is_offline(), "{err:?}");
-    let text = err.to_string();
-    println!("unreachable: {text}");
-    assert!(
-        text.contains("no network")
-            && text.contains("import-weights")
-            && text.contains("MODEL_PATH"),
-        "{text}"
-    );
-    assert!(!out.exists());
+                 // A refused connection, and a name that never resolves (`.invalid`, RFC 2606): what a
+                 // machine without internet meets first.
+    for url in [
+        format!("http://127.0.0.1:{port}/w.pth"),
+        "http://densenet-weights.invalid/w.pth".to_string(),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let source = WeightsSource::with_overrides(Some(&url), Some("a639ec97")).unwrap();
+        let out = tmp.path().join("densenet121.nnef.tar");
+        let err = fetch_model_with(&source, &tmp.path().join("cache"), &out, Progress::Silent)
+            .unwrap_err();
+        assert!(err.is_offline(), "{url}: {err:?}");
+        let text = err.to_string();
+        println!("unreachable: {text}");
+        assert!(
+            text.contains("no network")
+                && text.contains("import-weights")
+                && text.contains("MODEL_PATH"),
+            "{text}"
+        );
+        assert!(!out.exists());
+    }
 }
 
 #[test]
