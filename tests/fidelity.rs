@@ -40,14 +40,6 @@ fn jpeg_tensors_are_pil_exact() {
     }
 }
 
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn densenet_graph_matches_onnxruntime_on_reference_tensors() {
     let model = Model::load(&ModelSource::File(densenet()), ModelOptions::default()).unwrap();

@@ -80,19 +80,11 @@ fn densenet_transitions_pool_first_with_the_same_logits() {
     let (before, after) = (plan(decluttered), plan(rewritten));
     for (name, _) in SAMPLES {
         let (a, b) = (logits(&before, name), logits(&after, name));
-        let diff = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
+        let diff = max_abs(&a, &b);
         eprintln!("{name}: logits max abs difference {diff:.2e}");
         assert!(diff <= 1e-4, "{name}: {diff}");
         let reference = reference_logits(name, "densenet121_untrained_seed0");
-        let to_reference = b
-            .iter()
-            .zip(&reference)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
+        let to_reference = max_abs(&b, &reference);
         assert!(
             to_reference <= 1e-3,
             "{name} vs onnxruntime: {to_reference}"

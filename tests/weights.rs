@@ -48,12 +48,7 @@ fn assert_reference_logits(model: &Path) -> f32 {
     for (name, _) in common::SAMPLES {
         let logits = model.run(&common::read_npy_f32(name)).unwrap();
         let want = common::reference_logits(name, REFERENCE_MODEL);
-        assert_eq!(logits.len(), want.len());
-        let diff = logits
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let diff = common::max_abs(&logits, &want);
         assert!(
             diff <= TOLERANCE,
             "{name}: max abs logit difference {diff} > {TOLERANCE}"

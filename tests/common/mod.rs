@@ -77,6 +77,15 @@ pub fn reference(name: &str) -> serde_json::Value {
     all["images"][format!("samples/{name}")].clone()
 }
 
+/// The largest absolute difference between two equally long vectors (tensors, logits).
+pub fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 /// Reference logits of one model for one sample.
 pub fn reference_logits(name: &str, model: &str) -> Vec<f32> {
     reference(name)[model]["logits"]
