@@ -1,4 +1,4 @@
-//! With the `embed-model` feature (on by default), picks the model file `src/embedded.rs`
+//! With the `embed-model` feature (on by default), picks the model file `src/model/embedded.rs`
 //! compiles in: `EMBED_MODEL_PATH` if set (it must exist: the user asked for it), else
 //! `model/densenet121.nnef.tar` (made by `fetch-model`, `import-weights` or `convert`; loads
 //! fastest), else `model/densenet121.onnx`.
@@ -17,8 +17,8 @@
 
 use std::path::{Path, PathBuf};
 
-#[path = "src/onnx_external.rs"]
-mod onnx_external;
+#[path = "src/model/external_data.rs"]
+mod external_data;
 
 const NNEF: &str = "model/densenet121.nnef.tar";
 const ONNX: &str = "model/densenet121.onnx";
@@ -41,7 +41,7 @@ fn main() {
     // The folder, not the two candidate files: a rerun-if-changed on a missing file makes cargo
     // rerun this script on every build; the folder's mtime changes when a model appears.
     println!("cargo:rerun-if-changed=model");
-    println!("cargo:rerun-if-changed=src/onnx_external.rs");
+    println!("cargo:rerun-if-changed=src/model/external_data.rs");
     println!("cargo::rustc-check-cfg=cfg(embedded_model)");
     if std::env::var_os("CARGO_FEATURE_EMBED_MODEL").is_none() {
         return;
@@ -72,7 +72,7 @@ fn main() {
         no_model(&manifest_dir);
         return;
     };
-    if let Some(side) = external_data(&path) {
+    if let Some(side) = side_file(&path) {
         let shown = path.strip_prefix(&manifest_dir).unwrap_or(&path).display();
         let message = format!(
             "{shown} keeps its weights in a side file ({side}: \"external data\", as current PyTorch \
@@ -134,7 +134,7 @@ fn deployment_build() -> bool {
 }
 
 /// The side file an ONNX model keeps its weights in, if any (an NNEF archive never does).
-fn external_data(path: &Path) -> Option<String> {
+fn side_file(path: &Path) -> Option<String> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => fail(&format!(
@@ -145,7 +145,7 @@ fn external_data(path: &Path) -> Option<String> {
     if bytes.get(257..262) == Some(b"ustar") {
         return None;
     }
-    onnx_external::external_data_location(&bytes).ok().flatten()
+    external_data::external_data_location(&bytes).ok().flatten()
 }
 
 fn fail(message: &str) -> ! {

@@ -11,12 +11,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use densenet_lambda::api::prediction_reply;
 use densenet_lambda::classifier::{argmax, Prediction, Timings};
-use densenet_lambda::kernels::cpu;
+use densenet_lambda::http::routes::prediction_reply;
+use densenet_lambda::http::upload::{images, BodyKind, UploadLimits};
+use densenet_lambda::model::kernels::cpu;
 use densenet_lambda::model::{Model, ModelOptions, ModelSource};
 use densenet_lambda::preprocess::{preprocess, DecodeOptions};
-use densenet_lambda::upload::{images, BodyKind, UploadLimits};
 
 struct Args {
     model: PathBuf,

@@ -5,9 +5,9 @@
 //!     cargo run --release --example inference_ab -- [--model M] [--rounds R] [--threads T] \
 //!         [--by-conv] [NAME=SPEC ...]
 //!
-//! A SPEC is a comma list of `rewrite=0|1` (the graph rewrites of `src/graph_rewrite.rs`, on by
+//! A SPEC is a comma list of `rewrite=0|1` (the graph rewrites of `src/model/rewrite.rs`, on by
 //! default), `kernel=NAME` (every f32 product that can run tract kernel NAME runs it:
-//! `kernels::with_kernel`; `kernel=tract` ignores `src/kernels.rs`'s measurements), and `TRACT_…=VALUE` (a scopable tract knob, e.g.
+//! `kernels::with_kernel`; `kernel=tract` ignores `src/model/kernels.rs`'s measurements), and `TRACT_…=VALUE` (a scopable tract knob, e.g.
 //! `TRACT_LAZY_IM2COL_MIN_KERNEL=100` for eager im2col, entered around the optimisation). Default
 //! variants: `tract=rewrite=0,kernel=tract` (the graph as written, tract's choices),
 //! `pool-first=rewrite=1,kernel=tract` and `as-loaded=` (what `Model::load` does). Each round runs every variant once on
@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use densenet_lambda::{graph_rewrite, kernels};
+use densenet_lambda::model::{kernels, rewrite};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::knobs::KnobScope;
 
@@ -48,7 +48,7 @@ fn prepare(
     }
     let mut model = decluttered.clone();
     if rewrite {
-        graph_rewrite::rewrite(&mut model)?;
+        rewrite::rewrite(&mut model)?;
     }
     let scope = KnobScope::new(knobs)?;
     let optimize = || scope.enter(|| model.into_optimized());
@@ -127,7 +127,7 @@ fn main() -> TractResult<()> {
     if let Some(edit) = kernels::tune() {
         println!("TRACT_CPU_ISA {edit} (kernels::tune)");
     }
-    // The graph as written (what `model::decluttered_from_onnx` does, less `graph_rewrite`).
+    // The graph as written (what `model::decluttered_from_onnx` does, less `model::rewrite`).
     let decluttered = tract_onnx::onnx()
         .model_for_path(&model_path)?
         .with_input_fact(0, f32::fact([1, 3, 224, 224]).into())?

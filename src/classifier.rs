@@ -124,11 +124,6 @@ impl Classifier {
     pub fn model(&self) -> &LazyModel {
         &self.model
     }
-
-    /// The label list in use.
-    pub fn labels(&self) -> &Labels {
-        &self.labels
-    }
 }
 
 /// Index of the largest value; the first on ties; NaN never wins.

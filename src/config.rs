@@ -9,20 +9,20 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{value_parser, ArgAction, Args, Parser};
 
-use crate::api::{App, Features};
-use crate::classifier::Classifier;
-use crate::labels::Labels;
-use crate::metrics::Metrics;
-use crate::model::{self, LazyModel, ModelOptions, ModelSource};
-use crate::preprocess::DecodeOptions;
-use crate::upload::UploadLimits;
+use densenet_lambda::classifier::Classifier;
+use densenet_lambda::http::metrics::{Metrics, DEFAULT_NAMESPACE};
+use densenet_lambda::http::upload::UploadLimits;
+use densenet_lambda::http::{layers, App, Features, DEFAULT_TIMEOUT};
+use densenet_lambda::labels::{Labels, LabelsError};
+use densenet_lambda::model::{self, LazyModel, ModelOptions, ModelSource};
+use densenet_lambda::preprocess::DecodeOptions;
 
 /// Why the service cannot start with these settings.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// `LABELS_PATH` names an unusable file.
     #[error(transparent)]
-    Labels(#[from] crate::labels::LabelsError),
+    Labels(#[from] LabelsError),
     /// The classification threads could not be started.
     #[error("cannot start the classification threads: {0}")]
     Threads(std::io::Error),
@@ -55,17 +55,17 @@ pub struct Settings {
 
     /// Largest request body in bytes (413 above). 6 MiB: Lambda's synchronous payload cap is
     /// 6 MB, so no larger body can reach the function.
-    #[arg(long, env = "MAX_BODY_BYTES", value_name = "BYTES", default_value_t = 6 * 1024 * 1024,
+    #[arg(long, env = "MAX_BODY_BYTES", value_name = "BYTES", default_value_t = UploadLimits::default().max_body_bytes as u64,
           value_parser = value_parser!(u64).range(1..))]
     pub max_body_bytes: u64,
 
     /// Most multipart parts read (400 above): room for a few images and fields, not a flood.
-    #[arg(long, env = "MAX_PARTS", value_name = "N", default_value_t = 16,
+    #[arg(long, env = "MAX_PARTS", value_name = "N", default_value_t = UploadLimits::default().max_parts as u32,
           value_parser = value_parser!(u32).range(1..))]
     pub max_parts: u32,
 
     /// Largest image width or height decoded (413 above, checked from the header).
-    #[arg(long, env = "MAX_IMAGE_DIMENSION", value_name = "PIXELS", default_value_t = 16_384,
+    #[arg(long, env = "MAX_IMAGE_DIMENSION", value_name = "PIXELS", default_value_t = DecodeOptions::default().max_dimension,
           value_parser = value_parser!(u32).range(1..))]
     pub max_image_dimension: u32,
 
@@ -111,13 +111,13 @@ pub struct Settings {
 
     /// The CloudWatch namespace of those metrics.
     #[arg(long, env = "CLOUDWATCH_METRICS_NAMESPACE", value_name = "NAME",
-          default_value = crate::metrics::DEFAULT_NAMESPACE)]
+          default_value = DEFAULT_NAMESPACE)]
     pub cloudwatch_metrics_namespace: String,
 
     /// Seconds a request may take before it is answered with a 503: under API Gateway's
     /// 29-second limit, so clients get the JSON reply rather than a gateway error.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", value_name = "SECONDS",
-          default_value_t = crate::api::DEFAULT_TIMEOUT.as_secs(),
+          default_value_t = DEFAULT_TIMEOUT.as_secs(),
           value_parser = value_parser!(u64).range(1..))]
     pub request_timeout_secs: u64,
 }
@@ -137,22 +137,17 @@ impl Settings {
     }
 
     /// Where the model comes from: `MODEL_PATH`, else the model compiled in, else the default
-    /// files in the working directory (the NNEF archive first), else none yet: torchvision's
-    /// weights are to be fetched into the default file ([`ModelSource::Fetch`]; the Lambda
-    /// function refuses to start instead).
-    pub fn model_source(&self) -> ModelSource {
+    /// files in the working directory (the NNEF archive first); `None` when there is none yet
+    /// (`serve` and `classify` then fetch torchvision's weights; the Lambda function refuses to
+    /// start).
+    pub fn model_source(&self) -> Option<ModelSource> {
         if let Some(path) = &self.model_path {
-            return ModelSource::File(path.clone());
+            return Some(ModelSource::File(path.clone()));
         }
-        if let Some(embedded) = crate::embedded::model() {
-            return embedded;
+        if let Some(embedded) = model::embedded::model() {
+            return Some(embedded);
         }
-        let default = model::default_model_path();
-        if default.is_file() {
-            ModelSource::File(default.to_path_buf())
-        } else {
-            ModelSource::Fetch(model::default_fetch_path().to_path_buf())
-        }
+        model::default_model_file().map(|path| ModelSource::File(path.to_path_buf()))
     }
 
     /// Request limits.
@@ -183,7 +178,7 @@ impl Settings {
             cors_origins: self
                 .cors_allow_origins
                 .as_deref()
-                .map(crate::layers::parse_origins)
+                .map(layers::parse_origins)
                 .unwrap_or_default(),
             ui: self.ui_enabled,
             docs: self.docs_enabled,

@@ -1,4 +1,4 @@
-//! AWS Lambda edge: the API router run by `lambda_http::run`, nothing else.
+//! The AWS Lambda runner: the HTTP router run by `lambda_http::run`, nothing else.
 //!
 //! Every trigger lambda_http understands arrives here: API Gateway REST (v1) and HTTP (v2) APIs,
 //! Function URLs and ALB. lambda_http has already base64-decoded binary bodies; this module only
@@ -12,7 +12,7 @@ use lambda_http::{Request, RequestExt};
 use tower::util::MapRequestLayer;
 use tower::Layer;
 
-use crate::layers::REQUEST_ID;
+use crate::http::layers::REQUEST_ID;
 
 /// Runs the Lambda runtime loop until the runtime stops it. The router never fails (every
 /// error is a JSON reply), so the function never returns an `Err` that API Gateway would turn

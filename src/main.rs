@@ -1,5 +1,6 @@
-//! `densenet-lambda`: picks the mode (the Lambda function, `serve`, `classify`, model tools) and
-//! nothing else.
+//! `densenet-lambda`: picks the mode (the Lambda function, `serve`, `classify`, model tools), reads
+//! the settings ([`config`]), and decides where the model comes from: a missing model is fetched
+//! by `serve` and `classify`, never by the Lambda function.
 
 #![forbid(unsafe_code)]
 
@@ -9,13 +10,19 @@ use std::process::ExitCode;
 
 use axum::body::Body;
 use axum::http::{header::CONTENT_TYPE, Request};
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
-use densenet_lambda::api::{self, App};
-use densenet_lambda::config::Settings;
-use densenet_lambda::model::{self, ModelSource};
-use densenet_lambda::{fetch, import, lambda, serve};
+use densenet_lambda::http::{self, App};
+use densenet_lambda::model::{self, MakeMissing, ModelSource};
+use densenet_lambda::weights::{fetch, import};
+use densenet_lambda::{lambda, serve};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+
+mod config;
+
+use config::Settings;
 
 /// ImageNet classification with DenseNet-121: the PyTorch Flask tutorial's API as an AWS Lambda
 /// function, a local server and a command-line tool.
@@ -155,8 +162,7 @@ fn lambda_mode() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let source = settings.model_source();
-    if let ModelSource::Fetch(_) = source {
+    let Some(source) = settings.model_source() else {
         // Fail the function's init, where the log says why: a deployed function never downloads.
         eprintln!(
             "densenet-lambda: no model: this binary was built without one (no model file at build \
@@ -166,7 +172,7 @@ fn lambda_mode() -> ExitCode {
              to a model shipped in a layer (under /opt)."
         );
         return ExitCode::FAILURE;
-    }
+    };
     let app = match build(&settings, source) {
         Ok(app) => app,
         Err(code) => return code,
@@ -174,7 +180,7 @@ fn lambda_mode() -> ExitCode {
     if settings.preload_model {
         app.preload();
     }
-    match runtime().map(|rt| rt.block_on(lambda::run(api::router(app)))) {
+    match runtime().map(|rt| rt.block_on(lambda::run(http::router(app)))) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("densenet-lambda: the Lambda runtime stopped: {e}");
@@ -189,7 +195,7 @@ fn lambda_mode() -> ExitCode {
 
 fn serve_mode(settings: &Settings, addr: SocketAddr) -> ExitCode {
     lambda_http::tracing::init_default_subscriber_with_writer(std::io::stderr);
-    let app = match build(settings, settings.model_source()) {
+    let app = match build(settings, model_or_fetch(settings)) {
         Ok(app) => app,
         Err(code) => return code,
     };
@@ -198,7 +204,7 @@ fn serve_mode(settings: &Settings, addr: SocketAddr) -> ExitCode {
     }
     let max_body_bytes = app.limits().max_body_bytes;
     let served =
-        runtime().and_then(|rt| rt.block_on(serve::serve(api::router(app), addr, max_body_bytes)));
+        runtime().and_then(|rt| rt.block_on(serve::serve(http::router(app), addr, max_body_bytes)));
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -206,6 +212,25 @@ fn serve_mode(settings: &Settings, addr: SocketAddr) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The configured model, or, with none anywhere, torchvision's DenseNet-121 fetched into the
+/// default file on the first load, as the tutorial downloads its weights on its first run.
+fn model_or_fetch(settings: &Settings) -> ModelSource {
+    settings.model_source().unwrap_or_else(|| ModelSource::Made {
+        path: PathBuf::from(model::DEFAULT_NNEF_PATH),
+        maker: MakeMissing {
+            how: "fetched on first use",
+            make: Arc::new(|path| {
+                tracing::info!(to = %path.display(), "no model configured or found: fetching torchvision's DenseNet-121 weights");
+                fetch::fetch_model(path, fetch::Progress::Log)
+                    .map(drop)
+                    .map_err(|e| {
+                        format!("no model is configured and torchvision's DenseNet-121 could not be fetched: {e}")
+                    })
+            }),
+        },
+    })
 }
 
 fn convert_mode(input: &Path, output: &Path) -> ExitCode {
@@ -239,7 +264,7 @@ fn report<E: std::fmt::Display>(result: Result<(), E>, out: &Path) -> ExitCode {
 /// the API router as a raw image body.
 fn classify_mode(settings: &Settings, topk: Option<u16>, files: &[PathBuf]) -> ExitCode {
     lambda_http::tracing::init_default_subscriber_with_writer(std::io::stderr);
-    let app = match build(settings, settings.model_source()) {
+    let app = match build(settings, model_or_fetch(settings)) {
         Ok(app) => app,
         Err(code) => return code,
     };
@@ -250,7 +275,7 @@ fn classify_mode(settings: &Settings, topk: Option<u16>, files: &[PathBuf]) -> E
             return ExitCode::FAILURE;
         }
     };
-    let router = api::router(app);
+    let router = http::router(app);
     let uri = match topk {
         Some(k) => format!("/predict?topk={k}"),
         None => "/predict".to_owned(),

@@ -1,4 +1,4 @@
-//! Local HTTP server edge, the tutorial's `flask run`: the API router under `axum::serve`, with
+//! The local HTTP server runner, the tutorial's `flask run`: the HTTP router under `axum::serve`, with
 //! graceful shutdown on SIGTERM and Ctrl-C (stop accepting, answer what is in flight, exit 0).
 //!
 //! One piece is ours: a reply sent before the request body was read (a 413 for an oversized
@@ -104,7 +104,7 @@ fn drain_unread(request: Request, max_bytes: usize) -> Request {
 }
 
 /// A request body that, when dropped unfinished, reads and discards the rest in the background
-/// (up to `max_bytes` and [`DRAIN_TIME`]), so hyper can deliver the reply to a client that is
+/// (up to `max_bytes` and `DRAIN_TIME`), so hyper can deliver the reply to a client that is
 /// still writing.
 pub struct DrainUnread {
     inner: Option<Body>,

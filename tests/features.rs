@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{call, Reply};
-use densenet_lambda::api::{App, Features};
+use densenet_lambda::http::{App, Features};
 
 const KITTEN_REPLY: &str = "{\"class_id\":282,\"class_name\":\"tiger_cat\"}\n";
 

@@ -65,7 +65,7 @@ fn post_kitten(server: &common::Serve) -> (u16, String) {
 
 /// Whether this test build has a model compiled in (then there is no "no model" case to test).
 fn embedded() -> bool {
-    let embedded = densenet_lambda::embedded::model().is_some();
+    let embedded = densenet_lambda::model::embedded::model().is_some();
     if embedded {
         eprintln!("skipped: this build embeds a model, so it always has one");
     }

@@ -1,12 +1,12 @@
-//! Pooling before the 1×1 convolutions of DenseNet-121's transitions (`src/graph_rewrite.rs`)
+//! Pooling before the 1×1 convolutions of DenseNet-121's transitions (`src/model/rewrite.rs`)
 //! changes the arithmetic, not the answer: logits within 1e-4 of the graph as written, on every
 //! reference tensor.
 
 mod common;
 
 use common::*;
-use densenet_lambda::graph_rewrite::{rewrite, Rewrites};
 use densenet_lambda::model::decluttered_from_onnx;
+use densenet_lambda::model::rewrite::{rewrite, Rewrites};
 use tract_onnx::prelude::*;
 
 /// The graph as the ONNX file writes it, decluttered by tract and nothing else.

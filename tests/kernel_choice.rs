@@ -1,10 +1,10 @@
 //! The kernel tract runs for each of DenseNet-121's matrix products is the one measured fastest
-//! on this CPU where there is a measurement (`src/kernels.rs`), and tract's own choice elsewhere.
+//! on this CPU where there is a measurement (`src/model/kernels.rs`), and tract's own choice elsewhere.
 
 mod common;
 
 use common::*;
-use densenet_lambda::kernels::{cpu, measured_choice, DENSENET121_PRODUCTS};
+use densenet_lambda::model::kernels::{cpu, measured_choice, DENSENET121_PRODUCTS};
 use densenet_lambda::model::{Model, ModelOptions, ModelSource};
 
 /// `(m, k, n, kernel)` of every matrix product in the optimised plan, from tract's node

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use densenet_lambda::classifier::{Prediction, Timings};
-use densenet_lambda::metrics::emf_record;
+use densenet_lambda::http::metrics::emf_record;
 use serde_json::Value;
 
 /// The EMF specification's structure as a JSON Schema.

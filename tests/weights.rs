@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 
 use common::file_server::{Answer, Server};
 
-use densenet_lambda::fetch::{fetch_model_with, FetchError, Progress, WeightsSource};
-use densenet_lambda::import::{import_weights, ImportError};
 use densenet_lambda::model::{convert_to_nnef, Model, ModelOptions, ModelSource};
+use densenet_lambda::weights::fetch::{fetch_model_with, FetchError, Progress, WeightsSource};
+use densenet_lambda::weights::import::{import_weights, ImportError};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -348,11 +348,11 @@ fn an_onnx_file_with_external_data_loads_and_converts() {
         bytes.len()
     );
     assert_eq!(
-        densenet_lambda::onnx_external::external_data_location(&bytes).unwrap(),
+        densenet_lambda::model::external_data::external_data_location(&bytes).unwrap(),
         Some("model.onnx.data".to_string())
     );
     assert_eq!(
-        densenet_lambda::onnx_external::external_data_location(
+        densenet_lambda::model::external_data::external_data_location(
             &std::fs::read(common::densenet()).unwrap()
         )
         .unwrap(),

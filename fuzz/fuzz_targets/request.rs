@@ -21,7 +21,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use densenet_lambda::preprocess::{self, DecodeOptions, TENSOR_LEN};
-use densenet_lambda::upload::{self, UploadLimits};
+use densenet_lambda::http::upload::{self, UploadLimits};
 use libfuzzer_sys::fuzz_target;
 
 /// Content-Types that byte 0 chooses from (index = byte 0 % len). The multipart boundary is

@@ -9,7 +9,7 @@
 //! header and refused with 413 when above the budget. docs/memory.md has the measurements behind
 //! each figure.
 
-use super::ImageError;
+use super::error::ImageError;
 
 /// One mebibyte.
 pub const MIB: u64 = 1024 * 1024;

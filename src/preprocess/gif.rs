@@ -10,10 +10,12 @@ use image::error::DecodingError;
 use image::ImageFormat;
 
 use super::budget::{Cost, MIB};
-use super::resize::{resize_bytes, RowSink};
-use super::{convert_image_error, image_limits, DecodeOptions, ImageError, RowSource};
+use super::error::{convert_image_error, ImageError};
+use super::options::{image_limits, DecodeOptions};
+use super::resize::{resize_bytes, RowSink, RowSource};
 
-/// The `image` crate's mapping of gif errors, so that messages stay what they were.
+/// The `image` crate's mapping of gif errors, so that a streamed GIF fails with the message the
+/// `image` crate gives for the same file.
 fn from_gif(err: gif::DecodingError) -> image::ImageError {
     match err {
         gif::DecodingError::Io(e) => image::ImageError::IoError(e),
@@ -37,7 +39,7 @@ pub struct GifRows<'a> {
 }
 
 /// Reads a GIF's header and first frame descriptor; `None` leaves the file to the whole-image
-/// decoder (no frame, an empty screen or frame), which reports its errors as before.
+/// decoder (no frame, an empty screen or frame), which reports its errors itself.
 pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Option<GifRows<'_>>, ImageError> {
     let convert = |e: gif::DecodingError| convert_image_error(from_gif(e), options.max_dimension);
     let mut gif_options = gif::DecodeOptions::new();

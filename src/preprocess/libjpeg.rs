@@ -20,9 +20,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use mozjpeg::{ColorSpace, Decompress};
 
 use super::budget::{Cost, MIB};
-use super::jpeg::JpegHeader;
-use super::resize::{resize_bytes, RowSink};
-use super::{DecodeOptions, ImageError, RowSource, DCT_SCALED_SIDE};
+use super::error::{dimension_advice, ImageError};
+use super::jpeg_header::JpegHeader;
+use super::options::{DecodeOptions, DCT_SCALED_SIDE};
+use super::resize::{resize_bytes, RowSink, RowSource};
 
 /// A JPEG whose header libjpeg has read, ready to be decoded row by row.
 pub struct LibjpegRows<'a> {
@@ -82,7 +83,7 @@ pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Option<LibjpegRows<'
     if width > options.max_dimension || height > options.max_dimension {
         return Err(ImageError::TooLarge {
             reason: format!("{width}x{height} pixels"),
-            instead: super::dimension_advice(options.max_dimension),
+            instead: dimension_advice(options.max_dimension),
         });
     }
     if width == 0 || height == 0 {

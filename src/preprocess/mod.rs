@@ -9,7 +9,7 @@
 //! that the centre crop keeps.
 //!
 //! A decoder is a [`RowSource`]: it hands rows (any colour mode, converted to RGB8 by
-//! [`convert`] exactly as `image`'s `to_rgb8` converts) to the resize's horizontal pass, which
+//! [`colour`] exactly as `image`'s `to_rgb8` converts) to the resize's horizontal pass, which
 //! keeps only the crop window's columns of the rows the vertical pass reads:
 //!
 //! - `png.rs`: non-interlaced PNG, row by row: never the full image in memory;
@@ -24,107 +24,27 @@
 //! allocates.
 
 pub mod budget;
-pub mod convert;
+pub mod colour;
+pub mod error;
 mod gif;
-mod jpeg;
+mod jpeg_header;
 mod libjpeg;
+pub mod options;
 mod png;
 pub mod resize;
 mod whole;
 
 use std::time::{Duration, Instant};
 
-use image::{DynamicImage, ImageFormat, RgbImage};
+use image::ImageFormat;
 
 pub use budget::decode_budget;
-pub use resize::{crop_offset, resized_size, HorizontalPass, RowSink};
-
-/// Side of the square the model sees (torchvision `CenterCrop(224)`).
-pub const CROP: u32 = 224;
-/// Target of the shorter side before cropping (torchvision `Resize(255)`).
-pub const RESIZE: u32 = 255;
-/// ImageNet channel means used by the tutorial's `Normalize`.
-pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-/// ImageNet channel standard deviations used by the tutorial's `Normalize`.
-pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
-
-/// Number of `f32` values in one preprocessed image (`3 × 224 × 224`).
-pub const TENSOR_LEN: usize = 3 * (CROP as usize) * (CROP as usize);
-
-/// How images are decoded: bounds on what a decoder may allocate, so that a small file claiming
-/// a huge image is refused before the allocation rather than after, and whether large JPEGs
-/// may be decoded at a reduced DCT scale.
-#[derive(Debug, Clone, Copy)]
-pub struct DecodeOptions {
-    /// Largest accepted width or height, in pixels.
-    pub max_dimension: u32,
-    /// Most bytes one decode may allocate, every buffer counted (decoder output, its internal
-    /// buffers, the resize's rows), as computed from the header before decoding. Images that
-    /// stream need a few rows whatever their size; the others are refused above this. Under
-    /// Lambda it follows from the function's memory ([`DecodeOptions::for_function_memory`]).
-    pub max_alloc_bytes: u64,
-    /// Decode a JPEG whose shorter side is at least twice [`DCT_SCALED_SIDE`] at 1/2, 1/4 or 1/8
-    /// of its size (the inverse DCT at reduced size, as libjpeg's `scale_num`/PIL's `draft`
-    /// do), keeping the shorter side at least [`DCT_SCALED_SIDE`]. A 12-megapixel photo then
-    /// decodes several times faster; the tensor differs slightly from a full decode (README).
-    pub jpeg_dct_scaling: bool,
-}
-
-impl Default for DecodeOptions {
-    /// 16384 px a side and 512 MiB: room for any camera photo (a 100-megapixel RGBA frame is
-    /// 400 MB), far below what would exhaust a 3 GB Lambda. DCT scaling on.
-    fn default() -> Self {
-        DecodeOptions {
-            max_dimension: 16_384,
-            max_alloc_bytes: budget::DEFAULT_DECODE_BUDGET,
-            jpeg_dct_scaling: true,
-        }
-    }
-}
-
-impl DecodeOptions {
-    /// The defaults with the decode budget of a Lambda function of `memory_mb` MB
-    /// ([`decode_budget`]: `3/4 × memory − 128 MiB`, between 16 and 512 MiB), so that no upload
-    /// can take the function past its memory size.
-    pub fn for_function_memory(memory_mb: u64) -> DecodeOptions {
-        DecodeOptions {
-            max_alloc_bytes: decode_budget(memory_mb),
-            ..DecodeOptions::default()
-        }
-    }
-}
-
-/// The shorter side a DCT-scaled JPEG keeps at least: twice what `Resize(255)` needs, so the
-/// antialiased resize still does the final reduction.
-pub const DCT_SCALED_SIDE: u32 = 2 * RESIZE;
-
-/// Why bytes could not become a tensor. Each variant maps to one HTTP status in `api`.
-#[derive(Debug, thiserror::Error)]
-pub enum ImageError {
-    /// The bytes are not in a format we decode (sniffed from content, never from names).
-    #[error("the upload is not a recognised image; send a JPEG, PNG, GIF, WebP, BMP or TIFF file")]
-    UnknownFormat,
-    /// The format was recognised but the data is corrupt or truncated.
-    #[error("the image could not be decoded ({0}); send an intact JPEG, PNG, GIF, WebP, BMP or TIFF file")]
-    Corrupt(String),
-    /// The image has no pixels.
-    #[error("the image is empty ({width}x{height} pixels); send an image at least 1x1")]
-    ZeroSized { width: u32, height: u32 },
-    /// The image is larger than the decode limits allow: too many pixels a side, or more memory
-    /// to decode than the budget. Refused from the header, before the allocation.
-    #[error("the image is too large to decode ({reason}); send {instead}")]
-    TooLarge {
-        /// What was too large.
-        reason: String,
-        /// What would be accepted instead.
-        instead: String,
-    },
-}
-
-/// The advice of a refusal for size: what fits.
-fn dimension_advice(max_dimension: u32) -> String {
-    format!("an image of at most {max_dimension} pixels a side")
-}
+pub use error::ImageError;
+pub use options::{DecodeOptions, DCT_SCALED_SIDE};
+pub use resize::{
+    crop_offset, resized_size, HorizontalPass, RowSink, RowSource, CROP, MEAN, RESIZE, STD,
+    TENSOR_LEN,
+};
 
 /// Time spent in each preprocessing stage, for the per-request log line and the benches.
 #[derive(Debug, Clone, Copy, Default)]
@@ -144,17 +64,6 @@ pub struct Preprocessed {
     pub source_size: (u32, u32),
     /// Where the time went.
     pub timings: PreprocessTimings,
-}
-
-/// A decoder seen from the resize: it knows the size of the rows it will deliver, and hands
-/// every row the [`RowSink`] wants to it, converted to RGB8, in any order.
-pub trait RowSource {
-    /// Width and height of the rows it delivers (smaller than the file's after DCT scaling).
-    fn size(&self) -> (u32, u32);
-    /// Width and height the file declares.
-    fn source_size(&self) -> (u32, u32);
-    /// Decodes, delivering each wanted row once. Errors are the image's fault (corrupt data).
-    fn run(self: Box<Self>, sink: &mut dyn RowSink) -> Result<(), ImageError>;
 }
 
 /// Decodes any supported image from its bytes and applies the tutorial's transform.
@@ -239,7 +148,7 @@ fn plan(bytes: &[u8], options: DecodeOptions) -> Result<Plan<'_>, ImageError> {
                 return Ok(Plan::Gif(Box::new(rows)));
             }
         }
-        ImageFormat::Jpeg if jpeg::is_complete(bytes) => {
+        ImageFormat::Jpeg if jpeg_header::is_complete(bytes) => {
             if let Some(rows) = libjpeg::open(bytes, options)? {
                 return Ok(Plan::Jpeg(Box::new(rows)));
             }
@@ -251,22 +160,12 @@ fn plan(bytes: &[u8], options: DecodeOptions) -> Result<Plan<'_>, ImageError> {
     )?)))
 }
 
-/// Decodes bytes into an image at full size, choosing the format from the content, within the
-/// decode budget. GIFs give their first frame. (What [`preprocess`] does for images that cannot
-/// be streamed; for callers that want the pixels themselves.)
-pub fn decode(bytes: &[u8], options: DecodeOptions) -> Result<DynamicImage, ImageError> {
-    let format = image::guess_format(bytes).map_err(|_| ImageError::UnknownFormat)?;
-    let prepared = prepare_sniffed(bytes, format, options)?;
-    prepared.cost.check(options.max_alloc_bytes)?;
-    prepared.decode()
-}
-
 fn prepare_sniffed(
     bytes: &[u8],
     format: ImageFormat,
     options: DecodeOptions,
 ) -> Result<whole::Prepared<'_>, ImageError> {
-    if format == ImageFormat::Jpeg && !jpeg::is_complete(bytes) {
+    if format == ImageFormat::Jpeg && !jpeg_header::is_complete(bytes) {
         return Err(ImageError::Corrupt(
             "the JPEG data is truncated: no end-of-image marker after the last scan".into(),
         ));
@@ -274,44 +173,24 @@ fn prepare_sniffed(
     whole::prepare(bytes, format, options)
 }
 
-/// The `image` crate's limits for these options.
-fn image_limits(options: DecodeOptions) -> image::Limits {
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(options.max_dimension);
-    limits.max_image_height = Some(options.max_dimension);
-    limits.max_alloc = Some(options.max_alloc_bytes);
-    limits
-}
-
-/// An `image` crate error as ours: limits → 413, anything else → 415.
-fn convert_image_error(error: image::ImageError, max_dimension: u32) -> ImageError {
-    match error {
-        image::ImageError::Limits(l) => ImageError::TooLarge {
-            reason: l.to_string(),
-            instead: dimension_advice(max_dimension),
-        },
-        image::ImageError::Unsupported(u) => ImageError::Corrupt(u.to_string()),
-        other => ImageError::Corrupt(other.to_string()),
-    }
-}
-
-/// `Resize(255)` → `CenterCrop(224)` → `ToTensor()` → `Normalize(MEAN, STD)` on an RGB8 image.
-pub fn transform(rgb: &RgbImage) -> Vec<f32> {
-    let (width, height) = rgb.dimensions();
-    if width == 0 || height == 0 {
-        return vec![0.0; TENSOR_LEN];
-    }
-    let mut pass = HorizontalPass::new(width, height);
-    for (y, row) in rgb.as_raw().chunks_exact(width as usize * 3).enumerate() {
-        pass.put_rgb8(y as u32, row);
-    }
-    // Every row of a well-formed RgbImage is there.
-    pass.finish().unwrap_or_else(|_| vec![0.0; TENSOR_LEN])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::RgbImage;
+
+    /// `Resize(255)` → `CenterCrop(224)` → `ToTensor()` → `Normalize(MEAN, STD)` on an RGB8 image.
+    fn transform(rgb: &RgbImage) -> Vec<f32> {
+        let (width, height) = rgb.dimensions();
+        if width == 0 || height == 0 {
+            return vec![0.0; TENSOR_LEN];
+        }
+        let mut pass = HorizontalPass::new(width, height);
+        for (y, row) in rgb.as_raw().chunks_exact(width as usize * 3).enumerate() {
+            pass.put_rgb8(y as u32, row);
+        }
+        // Every row of a well-formed RgbImage is there.
+        pass.finish().unwrap_or_else(|_| vec![0.0; TENSOR_LEN])
+    }
 
     #[test]
     fn uniform_image_stays_uniform() {

@@ -10,9 +10,10 @@ use image::error::{DecodingError, LimitError, LimitErrorKind, ParameterError, Pa
 use image::ImageFormat;
 
 use super::budget::{Cost, MIB};
-use super::convert::{row_to_rgb8, RowFormat};
-use super::resize::{resize_bytes, RowSink};
-use super::{convert_image_error, image_limits, DecodeOptions, ImageError, RowSource};
+use super::colour::{row_to_rgb8, RowFormat};
+use super::error::{convert_image_error, ImageError};
+use super::options::{image_limits, DecodeOptions};
+use super::resize::{resize_bytes, RowSink, RowSource};
 
 /// What the png crate holds while it unfilters rows of `width` pixels of `color` (after
 /// expansion), besides its zlib state: the decompressed stream kept for shifting back (at least
@@ -23,8 +24,8 @@ pub fn row_bytes(color: image::ColorType, width: u32) -> u64 {
     8 * row + 512 * 1024
 }
 
-/// The `image` crate's mapping of png errors (`ImageError::from_png`), so that messages stay
-/// what they were.
+/// The `image` crate's mapping of png errors (`ImageError::from_png`), so that a streamed PNG
+/// fails with the message the `image` crate gives for the same file.
 fn from_png(err: png::DecodingError) -> image::ImageError {
     use png::DecodingError::*;
     match err {
@@ -51,8 +52,8 @@ pub struct PngRows<'a> {
 }
 
 /// Reads a PNG's header and, if it can be streamed, returns its row source; `None` leaves the
-/// image to the whole-image decoder (interlaced, or anything unusual, whose errors `image`
-/// then reports exactly as before).
+/// image to the whole-image decoder (interlaced, or anything unusual, whose errors the `image`
+/// crate reports itself).
 pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Option<PngRows<'_>>, ImageError> {
     let convert = |e: png::DecodingError| convert_image_error(from_png(e), options.max_dimension);
     let limits = image_limits(options);
@@ -144,8 +145,8 @@ impl RowSource for PngRows<'_> {
             .ok_or_else(|| convert(png::DecodingError::LimitsExceeded))?;
         let mut native = vec![0u8; line];
         let mut rgb = vec![0u8; self.width as usize * 3];
-        // Every row is decoded (a truncated or corrupt file must fail as before); only the rows
-        // the resize reads are converted.
+        // Every row is decoded (a truncated or corrupt file fails as the `image` crate fails it);
+        // only the rows the resize reads are converted.
         for y in 0..self.height {
             if self
                 .reader

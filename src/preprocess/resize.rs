@@ -9,7 +9,19 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ImageError, CROP, MEAN, RESIZE, STD};
+use super::error::ImageError;
+
+/// Side of the square the model sees (torchvision `CenterCrop(224)`).
+pub const CROP: u32 = 224;
+/// Target of the shorter side before cropping (torchvision `Resize(255)`).
+pub const RESIZE: u32 = 255;
+/// ImageNet channel means used by the tutorial's `Normalize`.
+pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations used by the tutorial's `Normalize`.
+pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Number of `f32` values in one preprocessed image (`3 × 224 × 224`).
+pub const TENSOR_LEN: usize = 3 * (CROP as usize) * (CROP as usize);
 
 /// PIL's fixed-point precision for 8-bit resampling (`PRECISION_BITS` in Resample.c).
 const PRECISION_BITS: u32 = 32 - 8 - 2;
@@ -22,6 +34,17 @@ pub trait RowSink {
     fn wants(&self, y: u32) -> bool;
     /// Row `y` as RGB8: exactly `3 × width` bytes.
     fn put_rgb8(&mut self, y: u32, row: &[u8]);
+}
+
+/// A decoder seen from the resize: it knows the size of the rows it will deliver, and hands
+/// every row the [`RowSink`] wants to it, converted to RGB8, in any order.
+pub trait RowSource {
+    /// Width and height of the rows it delivers (smaller than the file's after DCT scaling).
+    fn size(&self) -> (u32, u32);
+    /// Width and height the file declares.
+    fn source_size(&self) -> (u32, u32);
+    /// Decodes, delivering each wanted row once. Errors are the image's fault (corrupt data).
+    fn run(self: Box<Self>, sink: &mut dyn RowSink) -> Result<(), ImageError>;
 }
 
 /// The size torchvision's `Resize(255)` gives: shorter side 255, longer `int(255 * long / short)`.

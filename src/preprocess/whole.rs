@@ -11,9 +11,11 @@ use image::codecs::{tiff::TiffDecoder, webp::WebPDecoder};
 use image::{DynamicImage, ImageDecoder, ImageFormat};
 
 use super::budget::{Cost, MIB};
-use super::convert::{row_to_rgb8, RowFormat};
-use super::resize::{resize_bytes, RowSink};
-use super::{convert_image_error, image_limits, jpeg, png, DecodeOptions, ImageError, RowSource};
+use super::colour::{row_to_rgb8, RowFormat};
+use super::error::{convert_image_error, ImageError};
+use super::options::{image_limits, DecodeOptions};
+use super::resize::{resize_bytes, RowSink, RowSource};
+use super::{jpeg_header, png};
 
 /// A decoded image as a row source, and the size it has in the file (it differs after DCT
 /// scaling).
@@ -108,7 +110,7 @@ fn cost(format: ImageFormat, decoder: &dyn ImageDecoder, bytes: &[u8], extra: Ex
     };
     match format {
         ImageFormat::Jpeg => {
-            let mut c = jpeg::zune_cost(bytes, width, height, out);
+            let mut c = jpeg_header::zune_cost(bytes, width, height, out);
             c.bytes = c.bytes.max(out + resize);
             c
         }

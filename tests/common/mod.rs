@@ -6,12 +6,12 @@ pub mod file_server;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use densenet_lambda::api::App;
 use densenet_lambda::classifier::Classifier;
+use densenet_lambda::http::upload::UploadLimits;
+use densenet_lambda::http::App;
 use densenet_lambda::labels::Labels;
 use densenet_lambda::model::{LazyModel, ModelOptions, ModelSource};
 use densenet_lambda::preprocess::DecodeOptions;
-use densenet_lambda::upload::UploadLimits;
 
 /// The folder with model/, samples/ and reference/: `SHARED_DIR`, else `../shared` beside the repo.
 pub fn shared() -> PathBuf {
@@ -105,7 +105,7 @@ pub fn app_with_model(path: PathBuf) -> App {
 
 /// The API router of an app, as both edges run it.
 pub fn router(app: App) -> axum::Router {
-    densenet_lambda::api::router(app)
+    densenet_lambda::http::router(app)
 }
 
 /// A reply as the tests look at it.

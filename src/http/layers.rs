@@ -1,5 +1,5 @@
 //! The HTTP layers around the router, from tower-http: cross-origin access, the body-size limit,
-//! a request timeout, request ids and tracing. What is ours is [`json_errors`]: the few replies
+//! a request timeout, request ids and tracing. What is ours is `json_errors`: the few replies
 //! these layers and axum make themselves (413, 503, 405) become the API's JSON errors, so a
 //! client never sees anything but JSON from the API.
 
@@ -18,11 +18,13 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::api::{ApiError, App, JSON};
-use crate::upload::{UploadError, UploadLimits};
+use super::app::App;
+use super::error::ApiError;
+use super::json::JSON;
+use super::upload::{UploadError, UploadLimits};
 
 /// The header that carries a request's id: the client's if it sent one, the Lambda request id
-/// under Lambda (set by [`crate::lambda`]), else a new UUID. Replies carry it back.
+/// under Lambda (set by the Lambda runner), else a new UUID. Replies carry it back.
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// Wraps the routes in the layers: request id and tracing outermost, then the JSON errors, CORS,

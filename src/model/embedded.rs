@@ -12,7 +12,7 @@
 //! a side file (`.onnx.data`) is never embedded: bytes alone cannot be loaded; build.rs names
 //! the `densenet-lambda convert` command that makes it one file.
 
-use crate::model::ModelSource;
+use super::source::ModelSource;
 
 /// The embedded model, if this binary was built with one.
 #[cfg(embedded_model)]

@@ -14,9 +14,6 @@ use futures_util::{Stream, StreamExt};
 /// The multipart field that carries the image, as in the tutorial's `request.files['file']`.
 pub const FIELD: &str = "file";
 
-/// The body content types `POST /predict` accepts besides multipart/form-data.
-pub const RAW_CONTENT_TYPES: &str = "image/* or application/octet-stream";
-
 /// Bounds on what a request may make us read or hold.
 #[derive(Debug, Clone, Copy)]
 pub struct UploadLimits {
@@ -37,7 +34,7 @@ impl Default for UploadLimits {
     }
 }
 
-/// Why no image could be taken from the body. Mapped to statuses in `api`.
+/// Why no image could be taken from the body. Mapped to statuses in `error.rs`.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
     /// No `Content-Type`, or one we do not accept.

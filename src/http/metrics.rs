@@ -1,7 +1,7 @@
 //! CloudWatch metrics with no extra service: one Embedded Metric Format (EMF) record per
 //! prediction, written as a JSON line on stdout, where Lambda's log capture hands it to
 //! CloudWatch, which turns it into metrics. Off by default (`CLOUDWATCH_METRICS=1` turns it on);
-//! off, the log is exactly as before.
+//! off, stdout carries nothing but the log lines.
 //!
 //! The record's metrics are the per-phase milliseconds of the prediction's log line and a
 //! cold-start flag; its class and request id travel as properties (searchable in Logs Insights,
@@ -41,11 +41,6 @@ impl Metrics {
                 .unwrap_or_else(|_| "local".into()),
             first: AtomicBool::new(true),
         }
-    }
-
-    /// Whether records are written.
-    pub fn enabled(&self) -> bool {
-        self.namespace.is_some()
     }
 
     /// Writes the record of one prediction to stdout, if on. The first prediction of the

@@ -3,7 +3,7 @@
 //! tract 0.23.9 picks a kernel per matrix product through a ladder of "tiers" (cost models fitted
 //! on other CPUs). Its choice is only as good as the fit for the CPU at hand, so this module
 //! (1) names the CPU, for every benchmark figure; (2) registers one more tier, above tract's own,
-//! that names a kernel only for the products and CPUs it was measured faster on ([`MEASURED`]:
+//! that names a kernel only for the products and CPUs it was measured faster on (`MEASURED`:
 //! DenseNet-121 on AMD Zen 5) and otherwise leaves the choice to tract, or names the kernel a
 //! measurement asked for ([`with_kernel`], used by `examples/inference_ab.rs`); and (3) withdraws
 //! AVX-512 on AMD Zen 4, where it was measured slower. Everything here sits below the
@@ -163,7 +163,7 @@ struct Measured {
 /// Zen 5 (family 26, full-width AVX-512) `avx512_mmm_f32_32x6` ran DenseNet-121 in 73 ms where
 /// tract's cost model (fitted on a Ryzen 9950X3D), mixing 16x12, 32x6 and 32x5, took 95 ms; it
 /// was the fastest or within noise of it on every product. The products are DenseNet-121's
-/// (with the transitions pooled first, `graph_rewrite`), the classifier's `n = 1` excepted.
+/// (with the transitions pooled first, `super::rewrite`), the classifier's `n = 1` excepted.
 const MEASURED: &[Measured] = &[Measured {
     applies: |cpu| cpu.vendor == "AuthenticAMD" && cpu.family == 26 && cpu.avx512f,
     kernel: "avx512_mmm_f32_32x6",

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use pytorch_reader::{DType, PytorchReader};
 
-use crate::densenet::{parameters, Weights};
+use super::densenet::{parameters, Weights};
 
 /// Why a checkpoint cannot become DenseNet-121's weights.
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,8 @@
 //! A torchvision checkpoint → the model file the function runs, without Python.
 //!
 //! `densenet-lambda import-weights WEIGHTS.pth OUT` (and `fetch-model`, after its download):
-//! read and check the checkpoint ([`crate::checkpoint`]), lay DenseNet-121 out around the
-//! weights as ONNX ([`crate::densenet`]), let tract parse and declutter it (which also proves
+//! read and check the checkpoint ([`super::checkpoint`]), lay DenseNet-121 out around the
+//! weights as ONNX ([`super::densenet`]), let tract parse and declutter it (which also proves
 //! tract can run it), then write either that ONNX file or the decluttered NNEF archive that
 //! `convert` writes, atomically.
 
@@ -10,8 +10,10 @@ use std::path::Path;
 
 use prost::Message;
 
-use crate::checkpoint::{read_densenet121, CheckpointError};
 use crate::model::{decluttered_from_onnx, write_nnef_archive, ModelError};
+
+use super::checkpoint::{read_densenet121, CheckpointError};
+use super::densenet;
 
 /// What `import_weights` writes, chosen from the output path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +52,7 @@ pub enum ImportError {
 /// atomically: on any failure nothing is left at `out`. Creates `out`'s folder if missing.
 pub fn import_weights(checkpoint: &Path, out: &Path) -> Result<(), ImportError> {
     let weights = read_densenet121(checkpoint)?;
-    let proto = crate::densenet::onnx_model(&weights).map_err(|reason| ModelError::Invalid {
+    let proto = densenet::onnx_model(&weights).map_err(|reason| ModelError::Invalid {
         path: checkpoint.display().to_string(),
         reason,
     })?;
@@ -58,10 +60,8 @@ pub fn import_weights(checkpoint: &Path, out: &Path) -> Result<(), ImportError> 
     let bytes = proto.encode_to_vec();
     drop(proto);
     let built_from = format!("DenseNet-121 built from {}", checkpoint.display());
-    let model = decluttered_from_onnx(&bytes).map_err(|e| ModelError::Invalid {
-        path: built_from.clone(),
-        reason: format!("{e:#}").replace('\n', " "),
-    })?;
+    let model =
+        decluttered_from_onnx(&bytes).map_err(|e| ModelError::invalid(built_from.clone(), &e))?;
     match OutputFormat::for_path(out) {
         OutputFormat::Nnef => write_nnef_archive(&model, &built_from, out)?,
         OutputFormat::Onnx => {

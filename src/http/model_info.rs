@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use once_cell::sync::OnceCell;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
 
-use crate::model::{LazyModel, Model, ModelSource, TRACT_VERSION};
+use crate::model::{LazyModel, ModelSource, TRACT_VERSION};
 use crate::preprocess::CROP;
 
 /// `GET /model`'s reply. Keys in alphabetical order, as every reply here.
@@ -46,10 +45,10 @@ impl ChecksumCache {
         self.0
             .get_or_try_init(|| {
                 let digest = match source {
-                    ModelSource::File(path) | ModelSource::Fetch(path) => {
+                    ModelSource::Embedded { bytes, .. } => Sha256::digest(bytes),
+                    ModelSource::File(path) | ModelSource::Made { path, .. } => {
                         Sha256::digest(std::fs::read(path).map_err(drop)?)
                     }
-                    ModelSource::Embedded { bytes, .. } => Sha256::digest(bytes),
                 };
                 Ok::<_, ()>(digest.iter().map(|b| format!("{b:02x}")).collect())
             })
@@ -65,31 +64,20 @@ pub fn describe(model: &LazyModel, checksums: &ChecksumCache) -> ModelInfo {
     ModelInfo {
         classes: loaded.map(|m| m.classes()),
         file: match model.source() {
-            ModelSource::File(path) | ModelSource::Fetch(path) => path.file_name().map_or_else(
-                || path.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            ),
+            ModelSource::File(path) | ModelSource::Made { path, .. } => {
+                path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                )
+            }
             source => source.describe(),
         },
         input_shape: [1, 3, side, side],
         loaded: loaded.is_some(),
         load_ms: loaded.map(|m| (m.load_time().as_secs_f64() * 1e4).round() / 10.0),
-        matmul_kernels: loaded.map(|m| matmul_kernels(m)),
+        matmul_kernels: loaded.map(|m| m.matmul_kernels()),
         output_shape: loaded.map(|m| [1, m.classes()]),
         sha256: checksums.get(model.source()),
         tract_version: TRACT_VERSION,
     }
-}
-
-/// The kernel of each matrix product in the optimised plan, counted by name.
-pub fn matmul_kernels(model: &Model) -> BTreeMap<String, usize> {
-    let mut kernels = BTreeMap::new();
-    for node in &model.plan().model().nodes {
-        if let Some(matmul) = node.op_as::<OptMatMul>() {
-            for kernel in &matmul.mmm {
-                *kernels.entry(kernel.name().to_owned()).or_default() += 1;
-            }
-        }
-    }
-    kernels
 }

@@ -52,7 +52,7 @@ pub struct Parameter {
 }
 
 /// The model's weights by state-dict name, each checked against [`parameters`] by whoever
-/// builds it ([`crate::checkpoint`]).
+/// builds it ([`super::checkpoint`]).
 #[derive(Debug, Default)]
 pub struct Weights {
     tensors: HashMap<String, Vec<f32>>,

@@ -1,5 +1,5 @@
 //! One row of any colour mode → RGB8, with exactly the rules of the `image` crate's
-//! `DynamicImage::to_rgb8` (image 0.25.10), which the whole-image pipeline used:
+//! `DynamicImage::to_rgb8` (image 0.25.10), so that every decoder gives the pixels `image` gives:
 //!
 //! - grey (with or without alpha), 8- or 16-bit: through `f32` as `image`'s CICP fallback does
 //!   (`v as f32 * (1 / MAX)`, then `(x * 255).round()`), and replicated to R, G and B;

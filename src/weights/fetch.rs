@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::import::{import_weights, ImportError};
+use super::import::{import_weights, ImportError};
 
 /// torchvision's DenseNet-121 ImageNet weights (`DenseNet121_Weights.IMAGENET1K_V1`).
 pub const TORCHVISION_URL: &str = "https://download.pytorch.org/models/densenet121-a639ec97.pth";
@@ -289,7 +289,7 @@ pub fn fetch_model_with(
 /// `densenet-lambda fetch-model [--out PATH]`: [`fetch_model_with`] with the source from
 /// `DENSENET121_WEIGHTS_URL`/`_SHA256` (default torchvision's file) and PyTorch's cache
 /// folder. Returns the checkpoint's path. `out` is normally
-/// [`crate::model::default_fetch_path`].
+/// [`crate::model::DEFAULT_NNEF_PATH`].
 pub fn fetch_model(out: &Path, progress: Progress) -> Result<PathBuf, FetchError> {
     let source = WeightsSource::from_env()?;
     let cache_dir = torch_hub_checkpoints_dir()?;
