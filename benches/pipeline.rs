@@ -70,9 +70,7 @@ fn main() {
     let (model, load) = time(|| {
         Model::load(
             &ModelSource::File(args.model.clone()),
-            ModelOptions {
-                threads: args.threads,
-            },
+            ModelOptions::threads(args.threads),
         )
         .expect("load model")
     });

@@ -6,11 +6,12 @@
 //!         [--by-conv] [NAME=SPEC ...]
 //!
 //! A SPEC is a comma list of `rewrite=0|1` (the graph rewrites of `src/model/rewrite.rs`, on by
-//! default), `kernel=NAME` (every f32 product that can run tract kernel NAME runs it:
+//! default), `ops=0|1|direct|winograd2|winograd4|auto` (the project's own operators of `src/model/ops`, on by
+//! default: off, or with the 3×3 convolutions computed one way), `kernel=NAME` (every f32 product that can run tract kernel NAME runs it:
 //! `kernels::with_kernel`; `kernel=tract` ignores `src/model/kernels.rs`'s measurements), and `TRACT_…=VALUE` (a scopable tract knob, e.g.
 //! `TRACT_LAZY_IM2COL_MIN_KERNEL=100` for eager im2col, entered around the optimisation). Default
-//! variants: `tract=rewrite=0,kernel=tract` (the graph as written, tract's choices),
-//! `pool-first=rewrite=1,kernel=tract` and `as-loaded=` (what `Model::load` does). Each round runs every variant once on
+//! variants: `tract=rewrite=0,kernel=tract,ops=0` (the graph as written, tract's operators and choices),
+//! `pool-first=rewrite=1,kernel=tract,ops=0` and `as-loaded=` (what `Model::load` does). Each round runs every variant once on
 //! T threads (default 1; the first variant rotating), after two warm-up rounds; medians and the ratio to
 //! the first variant are printed with the CPU and the load average. `--by-conv` also prints,
 //! for every ONNX node (all the plan nodes derived from it: pad, im2col, packing, product), the
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use densenet_lambda::model::{kernels, rewrite};
+use densenet_lambda::model::{kernels, ops, rewrite};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::knobs::KnobScope;
 
@@ -38,10 +39,26 @@ fn prepare(
     threads: usize,
 ) -> TractResult<Arc<TypedRunnableModel>> {
     let (mut rewrite, mut kernel, mut knobs) = (true, None, vec![]);
+    let mut own_ops = Some(ops::Options::default());
     for item in spec.split(',').filter(|s| !s.is_empty()) {
         let (key, value) = item.split_once('=').unwrap_or((item, ""));
         match key {
             "rewrite" => rewrite = value != "0",
+            "ops" => {
+                own_ops = match value {
+                    "0" => None,
+                    "direct" => Some(ops::Options {
+                        conv3x3: ops::Conv3x3Method::Direct,
+                    }),
+                    "winograd2" => Some(ops::Options {
+                        conv3x3: ops::Conv3x3Method::Winograd2,
+                    }),
+                    "winograd4" => Some(ops::Options {
+                        conv3x3: ops::Conv3x3Method::Winograd4,
+                    }),
+                    _ => Some(ops::Options::default()),
+                }
+            }
             "kernel" => kernel = Some(&*Box::leak(value.to_string().into_boxed_str())),
             _ => knobs.push((key, value)),
         }
@@ -49,6 +66,9 @@ fn prepare(
     let mut model = decluttered.clone();
     if rewrite {
         rewrite::rewrite(&mut model)?;
+    }
+    if let Some(options) = own_ops {
+        ops::fuse_with(&mut model, &options)?;
     }
     let scope = KnobScope::new(knobs)?;
     let optimize = || scope.enter(|| model.into_optimized());
@@ -119,8 +139,8 @@ fn main() -> TractResult<()> {
     }
     if specs.is_empty() {
         specs = vec![
-            "tract=rewrite=0,kernel=tract".into(),
-            "pool-first=rewrite=1,kernel=tract".into(),
+            "tract=rewrite=0,kernel=tract,ops=0".into(),
+            "pool-first=rewrite=1,kernel=tract,ops=0".into(),
             "as-loaded=".into(),
         ];
     }

@@ -23,8 +23,11 @@ fn main() -> TractResult<()> {
     });
     let iters: usize = args.next().map_or(20, |s| s.parse().expect("ITERS"));
     let threads: usize = args.next().map_or(1, |s| s.parse().expect("THREADS"));
-    let model = Model::load(&ModelSource::File(model_path), ModelOptions { threads })
-        .map_err(|e| TractError::msg(e.to_string()))?;
+    let model = Model::load(
+        &ModelSource::File(model_path),
+        ModelOptions::threads(threads),
+    )
+    .map_err(|e| TractError::msg(e.to_string()))?;
     let plan = model.plan();
     let input: TValue = Tensor::from_shape(
         &[1, 3, 224, 224],

@@ -188,9 +188,7 @@ impl Settings {
     /// How tract runs the model.
     pub fn model_options(&self) -> ModelOptions {
         match self.model_threads {
-            Some(threads) => ModelOptions {
-                threads: usize::from(threads),
-            },
+            Some(threads) => ModelOptions::threads(usize::from(threads)),
             None => ModelOptions::default(),
         }
     }

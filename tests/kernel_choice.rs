@@ -52,7 +52,7 @@ fn densenet_products_run_the_measured_kernel() {
 }
 
 fn check(source: &ModelSource) {
-    let model = Model::load(source, ModelOptions { threads: 1 }).unwrap();
+    let model = Model::load(source, ModelOptions::threads(1)).unwrap();
     let products = products(&model);
     eprintln!("{}", source.describe());
     assert!(products.len() >= 120, "{} products", products.len());

@@ -40,7 +40,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 fn assert_reference_logits(model: &Path) -> f32 {
     let model = Model::load(
         &ModelSource::File(model.to_path_buf()),
-        ModelOptions { threads: 1 },
+        ModelOptions::threads(1),
     )
     .unwrap_or_else(|e| panic!("load {}: {e}", model.display()));
     assert_eq!(model.classes(), 1000);
@@ -374,7 +374,7 @@ fn an_onnx_file_with_external_data_loads_and_converts() {
             name: "model.onnx",
             bytes: leaked,
         },
-        ModelOptions { threads: 1 },
+        ModelOptions::threads(1),
     )
     .unwrap_err();
     let text = err.to_string();

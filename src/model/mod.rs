@@ -12,6 +12,8 @@
 //! - [`external_data`]: ONNX files whose weights live in a side file;
 //! - [`rewrite`]: graph rewrites applied when a model is loaded or converted;
 //! - [`kernels`]: which matrix-product kernels tract uses on this CPU, and which CPU this is;
+//! - [`ops`]: the project's own operators, for the patterns tract's are slow on (DenseNet's
+//!   dense blocks);
 //! - [`embedded`]: the model compiled into the binary.
 
 pub mod embedded;
@@ -19,6 +21,7 @@ pub mod error;
 pub mod external_data;
 pub mod format;
 pub mod kernels;
+pub mod ops;
 pub mod rewrite;
 pub mod source;
 
@@ -46,14 +49,25 @@ pub const TRACT_VERSION: &str = "0.23.9";
 pub struct ModelOptions {
     /// Threads for matrix products; 1 runs on the calling thread only.
     pub threads: usize,
+    /// Run the patterns [`ops`] has operators for with them (the default); `false` runs every
+    /// node with tract's own operators, for comparisons.
+    pub own_ops: bool,
+}
+
+impl ModelOptions {
+    /// `threads` threads, the project's own operators on.
+    pub fn threads(threads: usize) -> ModelOptions {
+        ModelOptions {
+            threads,
+            own_ops: true,
+        }
+    }
 }
 
 impl Default for ModelOptions {
     /// One thread per available CPU (a 1769 MB+ Lambda has two vCPUs).
     fn default() -> Self {
-        ModelOptions {
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        }
+        ModelOptions::threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 }
 
@@ -62,6 +76,7 @@ impl Default for ModelOptions {
 pub struct Model {
     plan: Arc<TypedRunnableModel>,
     classes: usize,
+    fused: ops::Fused,
     load_time: Duration,
 }
 
@@ -113,6 +128,11 @@ impl Model {
             }
             .map_err(invalid)?;
         format::check_input(&typed).map_err(invalid)?;
+        let fused = if options.own_ops {
+            ops::fuse(&mut typed).map_err(invalid)?
+        } else {
+            ops::Fused::default()
+        };
         typed.optimize().map_err(invalid)?;
         let classes = format::output_classes(&typed).map_err(invalid)?;
         let run_options = RunOptions {
@@ -125,6 +145,7 @@ impl Model {
         Ok(Model {
             plan,
             classes,
+            fused,
             load_time: start.elapsed(),
         })
     }
@@ -153,6 +174,11 @@ impl Model {
     /// Number of classes the model scores.
     pub fn classes(&self) -> usize {
         self.classes
+    }
+
+    /// What the project's own operators run ([`ops::fuse`]).
+    pub fn fused(&self) -> ops::Fused {
+        self.fused
     }
 
     /// How long parsing and optimising took.

@@ -98,7 +98,7 @@ fn pool_before_pointwise_conv(model: &TypedModel) -> TractResult<Option<TypedMod
 }
 
 /// A normalised 2×2 average pool of stride 2 without padding or dilation, on NCHW data.
-fn is_plain_2x2_average(pool: &SumPool) -> bool {
+pub fn is_plain_2x2_average(pool: &SumPool) -> bool {
     let spec = &pool.pool_spec;
     let no_padding = match &spec.padding {
         PaddingSpec::Valid => true,

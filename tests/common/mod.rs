@@ -98,7 +98,7 @@ pub fn reference_logits(name: &str, model: &str) -> Vec<f32> {
 
 /// A service like the binary builds, on a given model file, with default limits.
 pub fn app_with_model(path: PathBuf) -> App {
-    let model = LazyModel::new(ModelSource::File(path), ModelOptions { threads: 1 });
+    let model = LazyModel::new(ModelSource::File(path), ModelOptions::threads(1));
     let classifier = Classifier::new(model, Labels::imagenet(), DecodeOptions::default());
     App::new(Arc::new(classifier), UploadLimits::default()).unwrap()
 }
