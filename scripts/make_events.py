@@ -6,8 +6,12 @@
 One event per front door of template.yaml (REST API, HTTP API, Function URL) and for an ALB
 target group, for `POST /predict` with IMAGE as a base64 multipart body (as API
 Gateway delivers it when multipart/form-data is a binary media type), one `GET /`, and bad
-requests named `bad-<status>-…` with the status each must get. Events that carry IMAGE's bytes
-(`predict-*.json`) are not committed: this script makes them from whatever image you give it.
+requests named `bad-<status>-…` with the status each must get. Each front door's events carry
+what its default authentication in template.yaml adds: the REST API's the API key (header
+`x-api-key`, `requestContext.identity.apiKey` and `apiKeyId`), the HTTP API's and the Function
+URL's the SigV4 headers and the IAM caller (`requestContext.authorizer.iam`). Events that carry
+IMAGE's bytes (`predict-*.json`) are not committed: this script makes them from whatever image
+you give it.
 Standard library only; the output is deterministic.
 """
 import base64
@@ -21,6 +25,12 @@ OUT = os.path.join(ROOT, "events")
 BOUNDARY = "------------------------d74496d66958873e"
 ACCOUNT = "123456789012"
 TIME = ("25/Nov/2026:12:00:00 +0000", 1795608000000)
+# The REST API's key (RestApiAuth=ApiKey, the default): API Gateway makes 40-character values.
+API_KEY = ("k3yV4lu3000000000000000000000000000000ab", "a1b2c3d4e5")
+# The IAM caller of the HTTP API and the Function URL (HttpApiAuth=Iam, FunctionUrlAuth=Iam).
+IAM_CALLER = {"accessKey": "AKIAIOSFODNN7EXAMPLE", "accountId": ACCOUNT, "callerId": "AIDAEXAMPLEUSERID0001",
+              "cognitoIdentity": None, "principalOrgId": None,
+              "userArn": f"arn:aws:iam::{ACCOUNT}:user/densenet-client", "userId": "AIDAEXAMPLEUSERID0001"}
 
 
 def multipart(field, filename, data, content_type="image/jpeg"):
@@ -43,10 +53,18 @@ def headers(content_type, length):
     return h
 
 
+def sigv4_headers(h, service):
+    """What a SigV4-signed request (HttpApiAuth=Iam, FunctionUrlAuth=Iam) adds to the headers."""
+    h["authorization"] = (f"AWS4-HMAC-SHA256 Credential={IAM_CALLER['accessKey']}/20261125/us-east-1/{service}/aws4_request, "
+                          "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64)
+    h["x-amz-date"] = "20261125T120000Z"
+
+
 def rest_v1(method, path, body=None, content_type=None, stage="Prod"):
     """API Gateway REST API (payload v1) proxy event, as template.yaml's REST API sends it: its
-    resources are `/` and `/{proxy+}`, any method."""
+    resources are `/` and `/{proxy+}`, any method, and each asks for the API key."""
     h = headers(content_type, len(body or b""))
+    h["x-api-key"] = API_KEY[0]
     resource = "/" if path == "/" else "/{proxy+}"
     return {
         "resource": resource, "path": path, "httpMethod": method,
@@ -60,6 +78,7 @@ def rest_v1(method, path, body=None, content_type=None, stage="Prod"):
             "requestTime": TIME[0], "requestTimeEpoch": TIME[1],
             "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com", "domainPrefix": "abc123defg",
             "identity": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0", "accountId": None,
+                         "apiKey": API_KEY[0], "apiKeyId": API_KEY[1],
                          "caller": None, "user": None, "userArn": None, "accessKey": None,
                          "cognitoIdentityId": None, "cognitoIdentityPoolId": None,
                          "cognitoAuthenticationType": None, "cognitoAuthenticationProvider": None},
@@ -70,18 +89,21 @@ def rest_v1(method, path, body=None, content_type=None, stage="Prod"):
 
 
 def http_v2(method, path, body=None, content_type=None, function_url=False):
-    """API Gateway HTTP API (payload v2) event, as template.yaml's quick-create HTTP API sends it
-    (one `$default` route and stage), or the same shape as a Lambda Function URL sends it."""
+    """API Gateway HTTP API (payload v2) event, as template.yaml's HTTP API sends it (one
+    `$default` route and stage, AWS_IAM), or the same shape as its Function URL (AWS_IAM) sends it."""
     domain = ("abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws" if function_url
               else "abc123defg.execute-api.us-east-1.amazonaws.com")
     route = "$default"
     h = headers(content_type, len(body or b""))
     h["host"] = domain
+    sigv4_headers(h, "lambda" if function_url else "execute-api")
     event = {
         "version": "2.0", "routeKey": route, "rawPath": path, "rawQueryString": "",
         "headers": h,
         "requestContext": {
-            "accountId": ACCOUNT if not function_url else "anonymous", "apiId": domain.split(".")[0],
+            # A signed Function URL request names the caller's account (a public one: "anonymous").
+            "accountId": ACCOUNT, "apiId": domain.split(".")[0],
+            "authorizer": {"iam": dict(IAM_CALLER)},
             "domainName": domain, "domainPrefix": domain.split(".")[0],
             "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
                      "sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"},
