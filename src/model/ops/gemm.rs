@@ -194,8 +194,8 @@ mod tests {
                     rows,
                     b: b.panel(panel, 0..k),
                 });
-                for r in 0..MR {
-                    for c in 0..NR {
+                for (r, got) in got.iter().enumerate() {
+                    for (c, &got) in got.iter().enumerate() {
                         let j = panel * NR + c;
                         let want: f32 = 1.0
                             + if j < n {
@@ -206,7 +206,7 @@ mod tests {
                                 0.0
                             };
                         // Small integers and halves: every sum is exact.
-                        assert_eq!(got[r][c], want, "{}", isa.name());
+                        assert_eq!(got, want, "{}", isa.name());
                     }
                 }
             }

@@ -45,7 +45,7 @@ impl Affine {
 
 /// The node producing `outlet`, if it is its only output and feeds exactly one node, and is no
 /// model output: a node a pattern may swallow.
-fn private_node<'m>(model: &'m TypedModel, outlet: OutletId) -> TractResult<Option<&'m TypedNode>> {
+fn private_node(model: &TypedModel, outlet: OutletId) -> TractResult<Option<&TypedNode>> {
     let node = model.node(outlet.node);
     if node.outputs.len() != 1
         || node.outputs[0].successors.len() != 1
@@ -147,14 +147,15 @@ fn affine_chain(
     }
     let mut affine = Affine::identity(channels);
     for (kind, values) in steps.iter().rev() {
-        for c in 0..channels {
+        let channels = affine.scale.iter_mut().zip(&mut affine.shift).zip(values);
+        for ((scale, shift), &value) in channels {
             match kind {
                 '*' => {
-                    affine.scale[c] *= values[c];
-                    affine.shift[c] *= values[c];
+                    *scale *= value;
+                    *shift *= value;
                 }
-                '+' => affine.shift[c] += values[c],
-                _ => affine.shift[c] -= values[c],
+                '+' => *shift += value,
+                _ => *shift -= value,
             }
         }
     }
@@ -314,10 +315,7 @@ fn pointwise_conv(
 }
 
 /// The node fed by `outlet` if it is the only one and `outlet` is no model output.
-fn only_successor<'m>(
-    model: &'m TypedModel,
-    outlet: OutletId,
-) -> TractResult<Option<&'m TypedNode>> {
+fn only_successor(model: &TypedModel, outlet: OutletId) -> TractResult<Option<&TypedNode>> {
     let successors = &model.node(outlet.node).outputs[outlet.slot].successors;
     if successors.len() != 1 || model.output_outlets()?.contains(&outlet) {
         return Ok(None);

@@ -144,12 +144,12 @@ impl Kernel for Pool<'_> {
                     a.store(a.fma(sum, quarter, zero), to);
                     c += LANES;
                 }
-                for c in c..channels {
+                for (c, out) in out.iter_mut().enumerate().take(channels).skip(c) {
                     let mut sum = 0.0;
                     for &p in &at {
                         sum += A::mul_add(self.input[p + c], t.scale[c], t.shift[c]).max(0.0);
                     }
-                    out[c] = sum * 0.25;
+                    *out = sum * 0.25;
                 }
             }
         }

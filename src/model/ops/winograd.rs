@@ -14,6 +14,10 @@
 //! Tiles are processed in batches small enough for their transformed inputs to stay in the
 //! core's L2 cache between the input transform and the products.
 
+// The transforms are written as the matrices' index loops, each bound a constant, which the
+// compiler unrolls; iterator chains over `[[V; N]; N]` would hide the matrices' shape.
+#![allow(clippy::needless_range_loop)]
+
 use super::gemm::{tile_rows, PackedB, Tile, MR, NR};
 use super::isa::{Arith, LANES};
 
