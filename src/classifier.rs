@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::labels::Labels;
 use crate::model::{LazyModel, ModelError};
-use crate::preprocess::{self, DecodeOptions, ImageError};
+use crate::preprocess::{self, Allowance, DecodeOptions, ImageError};
 
 /// What the tutorial answers for an image: the arg-max class and its label, plus the scores.
 #[derive(Debug, Clone)]
@@ -75,10 +75,27 @@ impl Classifier {
         }
     }
 
-    /// Decodes, preprocesses and classifies one image. Blocking and CPU-bound: async callers
-    /// run it on a blocking thread.
+    /// Decodes, preprocesses and classifies one image, within a fresh decode allowance.
+    /// Blocking and CPU-bound: async callers run it on a blocking thread.
     pub fn classify(&self, bytes: &[u8]) -> Result<Prediction, ClassifyError> {
-        let pre = preprocess::preprocess(bytes, self.limits)?;
+        self.classify_within(bytes, &self.allowance())
+    }
+
+    /// A fresh decode allowance for one request ([`DecodeOptions::max_work_ns`]), to share
+    /// between its images and to cancel when the request is given up.
+    pub fn allowance(&self) -> Allowance {
+        self.limits.allowance()
+    }
+
+    /// [`Classifier::classify`] within a request's allowance: the decode's estimated work is
+    /// taken from it, and once it is cancelled the decode stops and the model is not run.
+    pub fn classify_within(
+        &self,
+        bytes: &[u8],
+        allowance: &Allowance,
+    ) -> Result<Prediction, ClassifyError> {
+        let pre = preprocess::preprocess_within(bytes, self.limits, allowance)?;
+        allowance.check()?;
         let load_start = Instant::now();
         let model = self.model.get()?;
         let model_load = load_start.elapsed();

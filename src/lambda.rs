@@ -2,8 +2,9 @@
 //!
 //! Every trigger lambda_http understands arrives here: API Gateway REST (v1) and HTTP (v2) APIs,
 //! Function URLs and ALB. lambda_http has already base64-decoded binary bodies; this module only
-//! removes the API Gateway stage from the path (`/Prod/predict` reaches `/predict`) and hands the
-//! Lambda request id to the router as the request's `x-request-id`.
+//! removes the API Gateway stage from the path (`/Prod/predict` reaches `/predict`), hands the
+//! Lambda request id to the router as the request's `x-request-id`, and the client's address from
+//! the request context to its log lines.
 
 use axum::http::{HeaderValue, Uri};
 use axum::Router;
@@ -12,7 +13,7 @@ use lambda_http::{Request, RequestExt};
 use tower::util::MapRequestLayer;
 use tower::Layer;
 
-use crate::http::layers::REQUEST_ID;
+use crate::http::layers::{ClientAddress, REQUEST_ID};
 
 /// Runs the Lambda runtime loop until the runtime stops it. The router never fails (every
 /// error is a JSON reply), so the function never returns an `Err` that API Gateway would turn
@@ -26,12 +27,16 @@ pub fn service(router: Router) -> tower::util::MapRequest<Router, fn(Request) ->
     MapRequestLayer::new(from_event as fn(Request) -> Request).layer(router)
 }
 
-/// The stage prefix removed from the path, and the Lambda request id set as the request's id.
+/// The stage prefix removed from the path, the Lambda request id set as the request's id, the
+/// client's address noted.
 fn from_event(mut request: Request) -> Request {
     if let Some(context) = request.lambda_context_ref() {
         if let Ok(id) = HeaderValue::from_str(&context.request_id) {
             request.headers_mut().insert(REQUEST_ID, id);
         }
+    }
+    if let Some(address) = client_address(&request) {
+        request.extensions_mut().insert(ClientAddress(address));
     }
     let path = route_path(request.uri().path(), stage(&request).as_deref());
     if path != request.uri().path() {
@@ -48,6 +53,22 @@ fn from_event(mut request: Request) -> Request {
         }
     }
     request
+}
+
+/// The client's address: the source IP in the request context (API Gateway REST and HTTP APIs,
+/// Function URLs: what the gateway saw, which the client cannot forge); behind an ALB, the last
+/// `X-Forwarded-For` entry, the one the load balancer appended.
+fn client_address(event: &Request) -> Option<String> {
+    let from_context = match event.request_context_ref()? {
+        RequestContext::ApiGatewayV1(ctx) => ctx.identity.source_ip.clone(),
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        _ => None,
+    };
+    from_context.or_else(|| {
+        let forwarded = event.headers().get("x-forwarded-for")?.to_str().ok()?;
+        let last = forwarded.rsplit(',').next()?.trim();
+        (!last.is_empty()).then(|| last.to_owned())
+    })
 }
 
 /// The API Gateway stage of the event, if it has a named one.

@@ -22,6 +22,8 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::net::TcpListener;
 
+use crate::http::layers::ClientAddress;
+
 /// How long in-flight requests may take to finish once a shutdown signal arrives.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -47,10 +49,11 @@ pub async fn run(
     // written in full, not an invitation to stream gigabytes.
     let drain_bytes = max_body_bytes.saturating_mul(4);
     let router = router.layer(axum::middleware::map_request(move |request: Request| {
-        std::future::ready(drain_unread(request, drain_bytes))
+        std::future::ready(drain_unread(with_client_address(request), drain_bytes))
     }));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         let _ = stopped.await;
     });
     let mut server = std::pin::pin!(server.into_future());
@@ -91,6 +94,19 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
+}
+
+/// Notes the TCP peer as the request's client address (a reverse proxy in front of `serve` is
+/// the peer then; the proxy's own log names the client).
+fn with_client_address(mut request: Request) -> Request {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string());
+    if let Some(peer) = peer {
+        request.extensions_mut().insert(ClientAddress(peer));
+    }
+    request
 }
 
 /// Wraps the body so that whatever the handler leaves unread is drained after the reply. A

@@ -42,6 +42,7 @@ fn line(name: &str, variant: &str, bytes: &[u8], options: DecodeOptions) -> Stri
                 ImageError::Corrupt(_) => "Corrupt",
                 ImageError::ZeroSized { .. } => "ZeroSized",
                 ImageError::TooLarge { .. } => "TooLarge",
+                ImageError::Abandoned => "Abandoned",
             }
         ),
     };
@@ -139,6 +140,7 @@ fn damaged_inputs_never_panic() {
         max_dimension: 4096,
         max_alloc_bytes: 64 << 20,
         jpeg_dct_scaling: true,
+        ..DecodeOptions::default()
     };
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut inputs = files(&manifest.join("tests/fixtures"));

@@ -4,75 +4,12 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::emulator::{lambda_emulator, root, Emulator};
 use reqwest::blocking::{multipart, Client};
-
-/// `cargo lambda watch` and the function it runs, inside a PID namespace of their own
-/// (`unshare --pid --kill-child`): killing `unshare` ends every process in it, and nothing the
-/// emulator signals on shutdown can reach processes outside.
-struct Emulator {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn start() -> Emulator {
-    let version = Command::new("cargo").args(["lambda", "--version"]).output();
-    assert!(
-        version.is_ok_and(|o| o.status.success()),
-        "cargo-lambda is not installed: `pip install cargo-lambda` (the README's test command does it)"
-    );
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--kill-child",
-            "cargo",
-            "lambda",
-            "watch",
-            "--ignore-changes",
-        ])
-        .args(["-A", "127.0.0.1", "-P", &port.to_string()])
-        .env("MODEL_PATH", common::efficientnet())
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let emulator = Emulator { child, port };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "cargo lambda watch did not open port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    emulator
-}
 
 fn invoke(emulator: &Emulator, event: &Path) -> serde_json::Value {
     let output = Command::new("cargo")
@@ -103,7 +40,8 @@ fn invoke(emulator: &Emulator, event: &Path) -> serde_json::Value {
 
 #[test]
 fn runtime_loop_answers_every_event_and_the_function_url() {
-    let emulator = start();
+    let efficientnet = common::efficientnet();
+    let emulator = lambda_emulator(&[("MODEL_PATH", efficientnet.to_str().unwrap())]);
     let mut names: Vec<_> = std::fs::read_dir(root().join("events"))
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -61,6 +61,8 @@ impl ApiError {
             ApiError::Upload(_) | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::Classify(error) | ApiError::InFile { error, .. } => match error {
                 ClassifyError::Image(ImageError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+                // Given up by the timeout (which answered 503) or by the client, who is gone.
+                ClassifyError::Image(ImageError::Abandoned) => StatusCode::SERVICE_UNAVAILABLE,
                 ClassifyError::Image(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ClassifyError::Model(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },

@@ -23,6 +23,13 @@ use super::error::ApiError;
 use super::json::JSON;
 use super::upload::{UploadError, UploadLimits};
 
+/// The address of the client that sent a request, as the runner knows it (the TCP peer under
+/// `serve`, the source IP API Gateway or the Function URL saw under Lambda): named by every log
+/// line of the request, so that an abuser can be found and blocked. Runners put it in the
+/// request's extensions; a request without it is logged with `client=-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddress(pub String);
+
 /// The header that carries a request's id: the client's if it sent one, the Lambda request id
 /// under Lambda (set by the Lambda runner), else a new UUID. Replies carry it back.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -60,7 +67,11 @@ fn request_span(request: &Request) -> tracing::Span {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    tracing::info_span!("request", method = %request.method(), path = request.uri().path(), request_id = id)
+    let client = request
+        .extensions()
+        .get::<ClientAddress>()
+        .map_or("-", |c| c.0.as_str());
+    tracing::info_span!("request", method = %request.method(), path = request.uri().path(), request_id = id, client)
 }
 
 /// CORS for the configured origins (`*` for any), or none when the list is empty: replies to a

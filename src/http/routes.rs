@@ -16,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::classifier::{ClassifyError, Prediction, Scored};
+use crate::preprocess::CancelOnDrop;
 
 use super::app::{App, Features};
 use super::error::{ApiError, ErrorBody};
@@ -178,10 +179,10 @@ async fn greeting() -> FlaskJson<Greeting> {
     responses(
         (status = 200, description = "The most probable class (and with ?topk the k most probable); an array for several files", body = PredictResponse),
         (status = 400, description = "Malformed multipart body, no or empty `file` field, too many parts, or a bad `topk`", body = ErrorBody),
-        (status = 413, description = "The body is larger than MAX_BODY_BYTES, or the image's dimensions or decoded size exceed the decode limits", body = ErrorBody),
+        (status = 413, description = "The body is larger than MAX_BODY_BYTES, or the image's dimensions, decoded size or estimated decode time exceed the decode limits", body = ErrorBody),
         (status = 415, description = "A Content-Type other than multipart/form-data, image/* or application/octet-stream; or a body (or `file` part) that matches the schema but is not a decodable JPEG, PNG, GIF, WebP, BMP or TIFF image", body = ErrorBody),
         (status = 500, description = "The model could not be loaded or run (the message names the file and the fix)", body = ErrorBody),
-        (status = 503, description = "The request took longer than REQUEST_TIMEOUT_SECS", body = ErrorBody),
+        (status = 503, description = "The request took longer than REQUEST_TIMEOUT_SECS (its decoding stops then)", body = ErrorBody),
     ))]
 async fn predict(
     State(app): State<App>,
@@ -206,13 +207,22 @@ async fn predict(
     let several = images.len() > 1;
     let classifier = Arc::clone(&app.classifier);
     let sizes: Vec<usize> = images.iter().map(|image| image.len()).collect();
+    // The request's images share one decode allowance, cancelled when this handler is dropped:
+    // by the timeout layer, or by the server when the client goes away. The worker then stops
+    // decoding within a row or a scan, and is free for the next request.
+    let allowance = classifier.allowance();
+    let _cancel_when_given_up = CancelOnDrop(allowance.clone());
     let predictions = app
         .workers
         .run(move || {
             images
                 .iter()
                 .enumerate()
-                .map(|(i, image)| classifier.classify(image).map_err(|e| (i, e)))
+                .map(|(i, image)| {
+                    classifier
+                        .classify_within(image, &allowance)
+                        .map_err(|e| (i, e))
+                })
                 .collect::<Result<Vec<_>, (usize, ClassifyError)>>()
         })
         .await

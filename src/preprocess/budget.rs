@@ -40,11 +40,15 @@ pub fn decode_budget(memory_mb: u64) -> u64 {
         .clamp(MIN_DECODE_BUDGET, DEFAULT_DECODE_BUDGET)
 }
 
-/// What decoding one image will allocate at most, counted before decoding it.
+/// What decoding one image will allocate at most, and about how long it will take, counted
+/// before decoding it.
 #[derive(Debug, Clone)]
 pub struct Cost {
     /// Bytes, every buffer that exists at the decode's peak counted.
     pub bytes: u64,
+    /// The decode's and the resize's estimated time, in nanoseconds of the reference core (see
+    /// [`work`]), checked against the request's allowance.
+    pub work: u64,
     /// Width and height of the image.
     pub size: (u32, u32),
     /// What kind of image it is, for the refusal ("progressive JPEG", "interlaced PNG"…).
@@ -54,6 +58,31 @@ pub struct Cost {
 }
 
 impl Cost {
+    /// The 413 of a decode whose estimated work does not fit in what the request has `left` of
+    /// its allowance (`limit` in all).
+    pub fn too_much_work(&self, limit: u64, left: u64) -> ImageError {
+        let seconds = |ns: u64| ns as f64 / 1e9;
+        let shared = if left < limit {
+            format!(
+                " (the upload's other images have used {:.2} s of it)",
+                seconds(limit - left)
+            )
+        } else {
+            String::new()
+        };
+        ImageError::TooLarge {
+            reason: format!(
+                "decoding this {}x{} {} would take about {:.2} s, more than the {:.2} s this service spends decoding one request{shared}",
+                self.size.0,
+                self.size.1,
+                self.kind,
+                seconds(self.work),
+                seconds(limit),
+            ),
+            instead: format!("{}, or fewer images per request", self.instead),
+        }
+    }
+
     /// `Ok` when the decode fits in `budget` bytes; else the 413 that says why and what to send.
     pub fn check(&self, budget: u64) -> Result<(), ImageError> {
         if self.bytes <= budget {
@@ -79,6 +108,62 @@ impl Cost {
     }
 }
 
+/// How long each decoder's work takes, in nanoseconds of the reference core (AMD EPYC Zen 3 at
+/// ~3 GHz, one core), measured with `examples/decode_work.rs` on the worst inputs of each kind and
+/// rounded up, so that an estimate errs long. Lambda's vCPUs are slower (~1.3× on its Intel
+/// Xeon hosts), which [`super::allowance::DEFAULT_MAX_WORK_NS`] leaves room for.
+pub mod work {
+    /// One pixel of a row the resize reads: colour conversion and the horizontal pass.
+    pub const RESIZE_PER_PIXEL: f64 = 1.5;
+    /// libjpeg: one 8×8 block visited by one scan (Huffman decoding walks every block of the
+    /// scan's components, whatever the scan holds; an empty one costs ~7).
+    pub const JPEG_PER_BLOCK_VISIT: f64 = 20.0;
+    /// libjpeg: one coefficient of a block a refinement scan walks
+    /// ([`super::super::jpeg_header::Scans`]; ~0.95 when the scan holds nothing).
+    pub const JPEG_PER_REFINED_COEFFICIENT: f64 = 1.5;
+    /// libjpeg: one block's dequantisation, inverse DCT, upsampling and colour conversion at full
+    /// scale; at DCT scale n/8 it produces (n/8)² of the samples and costs that share.
+    pub const JPEG_PER_BLOCK: f64 = 60.0;
+    /// libjpeg: what one block costs at any DCT scale (bookkeeping and the DC coefficient).
+    pub const JPEG_PER_SCALED_BLOCK: f64 = 8.0;
+    /// libjpeg: one byte of entropy-coded data, baseline.
+    pub const JPEG_PER_BYTE: f64 = 12.0;
+    /// libjpeg: one byte of entropy-coded data, progressive (its scans' coefficients are read
+    /// from and written back to the whole image's buffer).
+    pub const JPEG_PROGRESSIVE_PER_BYTE: f64 = 30.0;
+    /// zune-jpeg (CMYK, YCCK and what libjpeg refuses): one block, scans and output together.
+    pub const ZUNE_PER_BLOCK_VISIT: f64 = 30.0;
+    /// PNG: one byte of raw (inflated, filtered) image data.
+    pub const PNG_PER_RAW_BYTE: f64 = 1.5;
+    /// Interlaced PNG: one byte of the whole decoded image, Adam7's seven passes inflated,
+    /// unfiltered and scattered into it.
+    pub const PNG_INTERLACED_PER_BYTE: f64 = 4.5;
+    /// GIF: one pixel of the first frame (LZW decoding and palette lookup).
+    pub const GIF_PER_PIXEL: f64 = 6.0;
+    /// Lossless WebP (VP8L): one pixel.
+    pub const WEBP_LOSSLESS_PER_PIXEL: f64 = 12.0;
+    /// Lossy WebP (VP8, with or without its alpha plane): one pixel, predicted and transformed.
+    pub const WEBP_LOSSY_PER_PIXEL: f64 = 22.0;
+    /// Lossy WebP: one byte of the upload, entropy-decoded into coefficients.
+    pub const WEBP_LOSSY_PER_BYTE: f64 = 110.0;
+    /// TIFF: one byte of decoded sample data (decompression and copies).
+    pub const TIFF_PER_RAW_BYTE: f64 = 1.5;
+    /// BMP: one pixel (RLE included).
+    pub const BMP_PER_PIXEL: f64 = 4.5;
+    /// What every decode costs besides its pixels: the header, buffers, the vertical pass.
+    pub const FIXED: f64 = 200_000.0;
+
+    /// The resize's share of a `width × height` image: the rows it reads, at most all of them.
+    pub fn resize(width: u32, height: u32) -> f64 {
+        u64::from(width) as f64 * u64::from(height) as f64 * RESIZE_PER_PIXEL
+    }
+
+    /// Nanoseconds as the whole number [`super::Cost::work`] holds.
+    pub fn ns(estimate: f64) -> u64 {
+        (estimate + FIXED).ceil() as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +184,7 @@ mod tests {
     fn a_refusal_says_what_would_fit() {
         let cost = Cost {
             bytes: 600 * MIB,
+            work: 0,
             size: (10_000, 10_000),
             kind: "progressive JPEG",
             instead: "a baseline JPEG",

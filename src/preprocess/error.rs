@@ -21,6 +21,10 @@ pub enum ImageError {
         /// What would be accepted instead.
         instead: String,
     },
+    /// The request was given up (it timed out, or its client went away) while its image was
+    /// being decoded: the decode stopped there.
+    #[error("the request was given up before its image was decoded")]
+    Abandoned,
 }
 
 /// The advice of a refusal for size: what fits.

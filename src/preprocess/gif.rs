@@ -4,14 +4,14 @@
 //! or column beyond the screen is decoded and dropped). Interlaced frames deliver their rows in
 //! pass order, which the resize accepts. Nothing of the size of the screen is ever allocated.
 
-use std::io::Cursor;
-
 use image::error::DecodingError;
 use image::ImageFormat;
 
-use super::budget::{Cost, MIB};
+use super::allowance::Allowance;
+use super::budget::{work, Cost, MIB};
 use super::error::{convert_image_error, ImageError};
 use super::options::{image_limits, DecodeOptions};
+use super::reader::UploadReader;
 use super::resize::{resize_bytes, RowSink, RowSource};
 
 /// The `image` crate's mapping of gif errors, so that a streamed GIF fails with the message the
@@ -25,7 +25,8 @@ fn from_gif(err: gif::DecodingError) -> image::ImageError {
 
 /// The first frame of a GIF being decoded row by row.
 pub struct GifRows<'a> {
-    decoder: gif::Decoder<Cursor<&'a [u8]>>,
+    decoder: gif::Decoder<UploadReader<'a>>,
+    allowance: Allowance,
     /// The logical screen.
     width: u32,
     height: u32,
@@ -40,11 +41,17 @@ pub struct GifRows<'a> {
 
 /// Reads a GIF's header and first frame descriptor; `None` leaves the file to the whole-image
 /// decoder (no frame, an empty screen or frame), which reports its errors itself.
-pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Option<GifRows<'_>>, ImageError> {
+pub fn open<'a>(
+    bytes: &'a [u8],
+    options: DecodeOptions,
+    allowance: &Allowance,
+) -> Result<Option<GifRows<'a>>, ImageError> {
     let convert = |e: gif::DecodingError| convert_image_error(from_gif(e), options.max_dimension);
     let mut gif_options = gif::DecodeOptions::new();
     gif_options.set_color_output(gif::ColorOutput::RGBA);
-    let mut decoder = gif_options.read_info(Cursor::new(bytes)).map_err(convert)?;
+    let mut decoder = gif_options
+        .read_info(UploadReader::new(bytes, allowance))
+        .map_err(convert)?;
     let (width, height) = (u32::from(decoder.width()), u32::from(decoder.height()));
     image_limits(options)
         .check_dimensions(width, height)
@@ -63,6 +70,7 @@ pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Option<GifRows<'_>>,
     }
     let rows = GifRows {
         decoder,
+        allowance: allowance.clone(),
         width,
         height,
         left,
@@ -84,6 +92,12 @@ impl GifRows<'_> {
                 + 3 * u64::from(self.width)
                 + resize_bytes(self.width, self.height)
                 + MIB,
+            work: work::ns(
+                u64::from(self.frame_width) as f64
+                    * u64::from(self.frame_height) as f64
+                    * work::GIF_PER_PIXEL
+                    + work::resize(self.width, self.height),
+            ),
             size: (self.width, self.height),
             kind: "GIF",
             instead: "a smaller image",
@@ -140,6 +154,7 @@ impl RowSource for GifRows<'_> {
             }
         }
         for i in 0..self.frame_height {
+            self.allowance.check()?;
             // Pixels whose index is outside the palette are left as they were: zero, as in the
             // zeroed buffer `image` decodes into.
             frame_row.fill(0);

@@ -1,10 +1,11 @@
-//! JPEG headers: what the frame header (SOF) and first scan header (SOS) say, what a whole decode
-//! by the `image` crate (zune-jpeg) costs, and whether the file is complete.
+//! JPEG headers: what the frame header (SOF) and first scan header (SOS) say, how many scans the
+//! stream holds and how many blocks they visit, what a whole decode by the `image` crate
+//! (zune-jpeg) costs, and whether the file is complete.
 //!
 //! Grey and colour JPEGs are decoded row by row by libjpeg-turbo (`libjpeg.rs`); CMYK/YCCK and
 //! whatever libjpeg will not read stay whole decodes by zune-jpeg under the budget (`whole.rs`).
 
-use super::budget::{Cost, MIB};
+use super::budget::{work, Cost, MIB};
 use super::resize::resize_bytes;
 
 /// What the frame header (SOF) and the first scan header (SOS) say.
@@ -16,6 +17,8 @@ pub struct JpegHeader {
     pub height: u32,
     /// (horizontal, vertical) sampling factors per component.
     pub sampling: Vec<(u32, u32)>,
+    /// The components' identifiers, in the frame header's order (scans name components by them).
+    pub ids: Vec<u8>,
     /// Progressive coding (SOF2/6/10/14): every coefficient is held until the last scan.
     pub progressive: bool,
     /// Components in the first scan; fewer than all means the baseline decoder (zune-jpeg) also
@@ -55,10 +58,14 @@ impl JpegHeader {
                             Some((u32::from(hv >> 4).max(1), u32::from(hv & 15).max(1)))
                         })
                         .collect::<Option<Vec<_>>>()?;
+                    let ids = (0..components)
+                        .map(|i| segment.get(6 + 3 * i).copied())
+                        .collect::<Option<Vec<_>>>()?;
                     frame = Some(JpegHeader {
                         height: u32::from(u16::from_be_bytes([*segment.get(1)?, *segment.get(2)?])),
                         width: u32::from(u16::from_be_bytes([*segment.get(3)?, *segment.get(4)?])),
                         sampling,
+                        ids,
                         progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
                         first_scan_components: 0,
                     });
@@ -96,6 +103,74 @@ impl JpegHeader {
             .sum()
     }
 
+    /// Blocks of component `i`, padded to whole MCUs.
+    fn component_blocks(&self, i: usize) -> u64 {
+        let (_, _, mcu_x, mcu_y) = self.mcus();
+        let (h, v) = self.sampling[i];
+        mcu_x * u64::from(h) * mcu_y * u64::from(v)
+    }
+
+    /// The scans of the stream and the blocks they visit: a decoder walks every block of each
+    /// component a scan names (even a scan that carries almost nothing, as a "scan bomb"'s
+    /// thousand tiny scans do), so this, not the file's size, is what its entropy decoding
+    /// costs. Scan headers are found by walking the markers: inside entropy-coded data every
+    /// 0xFF is followed by 0x00 or a restart marker, so no scan header can hide there. A stream
+    /// that breaks off counts the scans seen so far.
+    pub fn scans(&self, bytes: &[u8]) -> Scans {
+        let mut scans = Scans::default();
+        let mut at = 2;
+        let byte = |i: usize| bytes.get(i).copied();
+        while let (Some(0xFF), Some(marker)) = (byte(at), byte(at + 1)) {
+            at += 2;
+            match marker {
+                0xFF => at -= 1,
+                0x01 | 0xD0..=0xD7 => {}
+                0xD9 => break,
+                _ => {
+                    let (Some(hi), Some(lo)) = (byte(at), byte(at + 1)) else {
+                        break;
+                    };
+                    let len = usize::from(u16::from_be_bytes([hi, lo]));
+                    if marker == 0xDA {
+                        let named = usize::from(byte(at + 2).unwrap_or(0));
+                        let band = at + 3 + 2 * named;
+                        // A refinement (Ah ≠ 0) walks its band, Ss..=Se, in every block.
+                        let refined = match (byte(band), byte(band + 1), byte(band + 2)) {
+                            (Some(ss), Some(se), Some(a)) if a >> 4 != 0 => {
+                                u64::from(se.saturating_sub(ss)) + 1
+                            }
+                            _ => 0,
+                        };
+                        scans.count += 1;
+                        for c in 0..named {
+                            let id = byte(at + 3 + 2 * c);
+                            if let Some(i) = self.ids.iter().position(|&x| Some(x) == id) {
+                                scans.block_visits += self.component_blocks(i);
+                                scans.refined_coefficients += self.component_blocks(i) * refined;
+                            }
+                        }
+                        at += len;
+                        // Entropy-coded data up to the next marker that is not a restart.
+                        while let Some(skip) = bytes
+                            .get(at..)
+                            .and_then(|b| b.iter().position(|&x| x == 0xFF))
+                        {
+                            at += skip;
+                            match byte(at + 1) {
+                                Some(0x00 | 0xD0..=0xD7) => at += 2,
+                                Some(0xFF) => at += 1,
+                                _ => break,
+                            }
+                        }
+                        continue;
+                    }
+                    at += len;
+                }
+            }
+        }
+        scans
+    }
+
     /// Whether a decoder must keep every coefficient of the image until the end.
     pub(super) fn holds_coefficients(&self) -> bool {
         self.progressive || self.first_scan_components < self.sampling.len()
@@ -110,6 +185,18 @@ impl JpegHeader {
     }
 }
 
+/// What a stream's scans ask of the decoder ([`JpegHeader::scans`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scans {
+    /// Scan headers (SOS) in the stream.
+    pub count: u64,
+    /// Blocks visited over all scans: each scan's components' blocks.
+    pub block_visits: u64,
+    /// Coefficients walked by refinement scans: each one's components' blocks times the
+    /// length of its band (libjpeg walks the band even through an end-of-band run).
+    pub refined_coefficients: u64,
+}
+
 /// A header for a JPEG whose markers did not parse: the most expensive layout of its size (four
 /// full-resolution components, progressive), so the budget errs on the safe side; the decoder
 /// will most likely refuse the file anyway.
@@ -118,6 +205,7 @@ fn worst_case(width: u32, height: u32) -> JpegHeader {
         width,
         height,
         sampling: vec![(1, 1); 4],
+        ids: vec![1, 2, 3, 4],
         progressive: true,
         first_scan_components: 1,
     }
@@ -137,7 +225,15 @@ pub fn zune_cost(bytes: &[u8], width: u32, height: u32, out_bytes: u64) -> Cost 
         0
     };
     let mcu_row = header.sampling.len() as u64 * mcu_x * 8 * hmax * vmax * 8 * 16;
+    let scans = header.scans(bytes);
+    let visits = scans.block_visits.max(header.blocks());
     Cost {
+        // zune-jpeg walks a refinement scan's band as libjpeg does; libjpeg's figure stands in.
+        work: work::ns(
+            (visits + header.blocks()) as f64 * work::ZUNE_PER_BLOCK_VISIT
+                + scans.refined_coefficients as f64 * work::JPEG_PER_REFINED_COEFFICIENT
+                + work::resize(width, height),
+        ),
         bytes: bytes.len() as u64
             + out_bytes
             + coefficients

@@ -19,15 +19,18 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mozjpeg::{ColorSpace, Decompress};
 
-use super::budget::{Cost, MIB};
+use super::allowance::Allowance;
+use super::budget::{work, Cost, MIB};
 use super::error::{dimension_advice, ImageError};
-use super::jpeg_header::JpegHeader;
+use super::jpeg_header::{JpegHeader, Scans};
 use super::options::{DecodeOptions, DCT_SCALED_SIDE};
+use super::reader::UploadReader;
 use super::resize::{resize_bytes, RowSink, RowSource};
 
 /// A JPEG whose header libjpeg has read, ready to be decoded row by row.
 pub struct LibjpegRows<'a> {
-    decompress: Decompress<&'a [u8]>,
+    decompress: Decompress<UploadReader<'a>>,
+    allowance: Allowance,
     out_size: (u32, u32),
     source_size: (u32, u32),
     /// What the decode will allocate.
@@ -60,14 +63,23 @@ pub fn dct_scale(width: u32, height: u32, scaling: bool) -> u8 {
 /// Reads the header of a complete JPEG (the caller checked the end-of-image marker) and sets up
 /// its decode. `None` leaves the file to the `image` crate: four components (CMYK, YCCK), or a
 /// header libjpeg refuses. Too many pixels a side is a 413 here.
-pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Option<LibjpegRows<'_>>, ImageError> {
+pub fn open<'a>(
+    bytes: &'a [u8],
+    options: DecodeOptions,
+    allowance: &Allowance,
+) -> Result<Option<LibjpegRows<'a>>, ImageError> {
     let Some(header) = JpegHeader::parse(bytes) else {
         return Ok(None);
     };
     if !matches!(header.sampling.len(), 1 | 3) {
         return Ok(None);
     }
-    let read = catch_unwind(|| Decompress::builder().from_mem(bytes));
+    // Read through the request's allowance: libjpeg consumes every scan of a progressive JPEG
+    // before its first row, and a read is where it can be stopped.
+    let reader = UploadReader::new(bytes, allowance);
+    let read = catch_unwind(AssertUnwindSafe(|| {
+        Decompress::builder().from_reader(reader)
+    }));
     let Ok(Ok(mut decompress)) = read else {
         return Ok(None);
     };
@@ -94,9 +106,10 @@ pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Option<LibjpegRows<'
     // libjpeg's output size at scale n/8: ceil(side × n / 8).
     let out = |side: u32| (u64::from(side) * u64::from(scale)).div_ceil(8) as u32;
     let out_size = (out(width), out(height));
-    let cost = cost(&header, scale, out_size);
+    let cost = cost(&header, &header.scans(bytes), bytes.len(), scale, out_size);
     Ok(Some(LibjpegRows {
         decompress,
+        allowance: allowance.clone(),
         out_size,
         source_size: (width, height),
         cost,
@@ -109,7 +122,11 @@ pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Option<LibjpegRows<'
 /// rows of one MCU row per component with the row groups above and below that fancy upsampling
 /// reads (×3, at the reduced size), the colour-converted output row and ours, the resize, and
 /// 1 MiB for libjpeg's tables and everything small.
-fn cost(header: &JpegHeader, scale: u8, out: (u32, u32)) -> Cost {
+///
+/// Its work: every scan walks every block of its components ([`JpegHeader::scans`]), then every
+/// block is dequantised, transformed and converted (at the DCT scale's share of its samples),
+/// every byte entropy-decoded, and the output resized.
+fn cost(header: &JpegHeader, scans: &Scans, bytes: usize, scale: u8, out: (u32, u32)) -> Cost {
     let (hmax, vmax, mcu_x, _) = header.mcus();
     let components = header.sampling.len() as u64;
     let coefficients = if header.holds_coefficients() {
@@ -117,11 +134,23 @@ fn cost(header: &JpegHeader, scale: u8, out: (u32, u32)) -> Cost {
     } else {
         components * mcu_x * hmax * vmax * 64 * 2
     };
+    let share = f64::from(scale * scale) / 64.0;
     let scale = u64::from(scale);
     let sample_rows = components * (mcu_x * 8 * hmax * scale / 8 + 16) * (8 * vmax * scale / 8) * 3;
     let output_rows = 2 * u64::from(out.0) * 3;
+    let work = scans.block_visits as f64 * work::JPEG_PER_BLOCK_VISIT
+        + scans.refined_coefficients as f64 * work::JPEG_PER_REFINED_COEFFICIENT
+        + header.blocks() as f64 * (work::JPEG_PER_BLOCK * share + work::JPEG_PER_SCALED_BLOCK)
+        + bytes as f64
+            * if header.progressive {
+                work::JPEG_PROGRESSIVE_PER_BYTE
+            } else {
+                work::JPEG_PER_BYTE
+            }
+        + work::resize(out.0, out.1);
     Cost {
         bytes: coefficients + sample_rows + output_rows + resize_bytes(out.0, out.1) + MIB,
+        work: work::ns(work),
         size: (header.width, header.height),
         kind: if header.progressive {
             "progressive JPEG"
@@ -145,6 +174,7 @@ impl RowSource for LibjpegRows<'_> {
         let LibjpegRows {
             decompress,
             out_size,
+            allowance,
             ..
         } = *self;
         let decoded = catch_unwind(AssertUnwindSafe(|| -> std::io::Result<()> {
@@ -160,6 +190,9 @@ impl RowSource for LibjpegRows<'_> {
             }
             let mut row = vec![0u8; out_size.0 as usize * 3];
             for y in 0..out_size.1 {
+                if allowance.is_cancelled() {
+                    return Err(std::io::Error::other("the request was given up"));
+                }
                 started.read_scanlines_into(&mut row)?;
                 if sink.wants(y) {
                     sink.put_rgb8(y, &row);
@@ -168,6 +201,7 @@ impl RowSource for LibjpegRows<'_> {
             started.finish()
         }));
         match decoded {
+            _ if allowance.is_cancelled() => Err(ImageError::Abandoned),
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(ImageError::Corrupt(format!("libjpeg: {e}"))),
             Err(payload) => Err(ImageError::Corrupt(message(payload))),
@@ -200,7 +234,9 @@ mod tests {
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
             .encode_image(&image)
             .unwrap();
-        let rows = open(&jpeg, DecodeOptions::default()).unwrap().unwrap();
+        let rows = open(&jpeg, DecodeOptions::default(), &Allowance::new(u64::MAX))
+            .unwrap()
+            .unwrap();
         assert_eq!(rows.source_size(), (1100, 1040));
         assert_eq!(rows.size(), (550, 520));
         assert!(!rows.cost.kind.contains("progressive"));
@@ -249,7 +285,11 @@ mod tests {
             });
         if let Some(cmyk) = cmyk {
             let bytes = std::fs::read(cmyk).unwrap();
-            assert!(open(&bytes, DecodeOptions::default()).unwrap().is_none());
+            assert!(
+                open(&bytes, DecodeOptions::default(), &Allowance::new(u64::MAX))
+                    .unwrap()
+                    .is_none()
+            );
         }
     }
 }

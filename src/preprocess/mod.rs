@@ -23,6 +23,7 @@
 //! [`ImageError::TooLarge`] when above [`DecodeOptions::max_alloc_bytes`], before the decoder
 //! allocates.
 
+pub mod allowance;
 pub mod budget;
 pub mod colour;
 pub mod error;
@@ -31,6 +32,7 @@ mod jpeg_header;
 mod libjpeg;
 pub mod options;
 mod png;
+pub mod reader;
 pub mod resize;
 mod whole;
 
@@ -38,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use image::ImageFormat;
 
+pub use allowance::{Allowance, CancelOnDrop};
 pub use budget::decode_budget;
 pub use error::ImageError;
 pub use options::{DecodeOptions, DCT_SCALED_SIDE};
@@ -66,14 +69,34 @@ pub struct Preprocessed {
     pub timings: PreprocessTimings,
 }
 
-/// Decodes any supported image from its bytes and applies the tutorial's transform.
+/// Decodes any supported image from its bytes and applies the tutorial's transform, within a
+/// fresh allowance of [`DecodeOptions::max_work_ns`].
 pub fn preprocess(bytes: &[u8], options: DecodeOptions) -> Result<Preprocessed, ImageError> {
+    preprocess_within(bytes, options, &options.allowance())
+}
+
+/// [`preprocess`] within a request's allowance, shared with its other images: the decode's
+/// estimated work is taken from it (or the image refused), and the decode stops as soon as it
+/// is cancelled.
+pub fn preprocess_within(
+    bytes: &[u8],
+    options: DecodeOptions,
+    allowance: &Allowance,
+) -> Result<Preprocessed, ImageError> {
     let start = Instant::now();
-    let source = open(bytes, options)?;
-    let source_size = source.source_size();
-    let (width, height) = source.size();
-    let mut pass = HorizontalPass::new(width, height);
-    source.run(&mut pass)?;
+    let preprocessed = (|| {
+        let source = open_within(bytes, options, allowance)?;
+        let source_size = source.source_size();
+        let (width, height) = source.size();
+        let mut pass = HorizontalPass::new(width, height);
+        source.run(&mut pass)?;
+        Ok((pass, source_size))
+    })();
+    let (pass, source_size) = preprocessed.map_err(|e| match e {
+        // A decoder stopped by the cancellation reports it as a read error.
+        _ if allowance.is_cancelled() => ImageError::Abandoned,
+        e => e,
+    })?;
     let tensor_start = Instant::now();
     let resize_rows = pass.busy();
     let tensor = pass.finish()?;
@@ -89,42 +112,41 @@ pub fn preprocess(bytes: &[u8], options: DecodeOptions) -> Result<Preprocessed, 
 }
 
 /// Sniffs the format from the content and opens the right row source, having checked the
-/// header against the limits (dimensions, and the decode budget). Images decoded whole are
-/// decoded here.
+/// header against the limits (dimensions, the decode budget, the decode work). Images decoded
+/// whole are decoded here.
 pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Box<dyn RowSource + '_>, ImageError> {
+    open_within(bytes, options, &options.allowance())
+}
+
+/// [`open`] within a request's allowance.
+pub fn open_within<'a>(
+    bytes: &'a [u8],
+    options: DecodeOptions,
+    allowance: &Allowance,
+) -> Result<Box<dyn RowSource + 'a>, ImageError> {
     let budget = options.max_alloc_bytes;
-    match plan(bytes, options)? {
-        Plan::Png(rows) => {
-            rows.cost().check(budget)?;
-            Ok(rows)
-        }
-        Plan::Gif(rows) => {
-            rows.cost().check(budget)?;
-            Ok(rows)
-        }
-        Plan::Jpeg(rows) => {
-            rows.cost.check(budget)?;
-            Ok(rows)
-        }
+    let plan = plan(bytes, options, allowance)?;
+    let cost = plan.cost();
+    cost.check(budget)?;
+    allowance.spend(&cost)?;
+    match plan {
+        Plan::Png(rows) => Ok(rows),
+        Plan::Gif(rows) => Ok(rows),
+        Plan::Jpeg(rows) => Ok(rows),
         Plan::Whole(prepared) => {
-            prepared.cost.check(budget)?;
             let image = prepared.decode()?;
             let size = (image.width(), image.height());
-            Ok(Box::new(whole::Whole::new(image, size)))
+            Ok(Box::new(whole::Whole::new(image, size, allowance)))
         }
     }
 }
 
-/// What decoding `bytes` for the model will allocate at most, computed from the header alone
-/// (nothing large is allocated): the figure [`DecodeOptions::max_alloc_bytes`] is checked
-/// against. Header errors are the errors [`preprocess`] would give.
+/// What decoding `bytes` for the model will allocate at most, and its estimated work, computed
+/// from the header and the stream alone (nothing large is allocated): the figures
+/// [`DecodeOptions::max_alloc_bytes`] and the request's allowance are checked against. Header
+/// errors are the errors [`preprocess`] would give.
 pub fn decode_cost(bytes: &[u8], options: DecodeOptions) -> Result<budget::Cost, ImageError> {
-    Ok(match plan(bytes, options)? {
-        Plan::Png(rows) => rows.cost(),
-        Plan::Gif(rows) => rows.cost(),
-        Plan::Jpeg(rows) => rows.cost.clone(),
-        Plan::Whole(prepared) => prepared.cost.clone(),
-    })
+    Ok(plan(bytes, options, &options.allowance())?.cost())
 }
 
 /// How an image will be decoded, its header read.
@@ -135,42 +157,59 @@ enum Plan<'a> {
     Whole(Box<whole::Prepared<'a>>),
 }
 
-fn plan(bytes: &[u8], options: DecodeOptions) -> Result<Plan<'_>, ImageError> {
+impl Plan<'_> {
+    /// What the decode will allocate and its work.
+    fn cost(&self) -> budget::Cost {
+        match self {
+            Plan::Png(rows) => rows.cost(),
+            Plan::Gif(rows) => rows.cost(),
+            Plan::Jpeg(rows) => rows.cost.clone(),
+            Plan::Whole(prepared) => prepared.cost.clone(),
+        }
+    }
+}
+
+fn plan<'a>(
+    bytes: &'a [u8],
+    options: DecodeOptions,
+    allowance: &Allowance,
+) -> Result<Plan<'a>, ImageError> {
     let format = image::guess_format(bytes).map_err(|_| ImageError::UnknownFormat)?;
     match format {
         ImageFormat::Png => {
-            if let Some(rows) = png::open(bytes, options)? {
+            if let Some(rows) = png::open(bytes, options, allowance)? {
                 return Ok(Plan::Png(Box::new(rows)));
             }
         }
         ImageFormat::Gif => {
-            if let Some(rows) = gif::open(bytes, options)? {
+            if let Some(rows) = gif::open(bytes, options, allowance)? {
                 return Ok(Plan::Gif(Box::new(rows)));
             }
         }
         ImageFormat::Jpeg if jpeg_header::is_complete(bytes) => {
-            if let Some(rows) = libjpeg::open(bytes, options)? {
+            if let Some(rows) = libjpeg::open(bytes, options, allowance)? {
                 return Ok(Plan::Jpeg(Box::new(rows)));
             }
         }
         _ => {}
     }
     Ok(Plan::Whole(Box::new(prepare_sniffed(
-        bytes, format, options,
+        bytes, format, options, allowance,
     )?)))
 }
 
-fn prepare_sniffed(
-    bytes: &[u8],
+fn prepare_sniffed<'a>(
+    bytes: &'a [u8],
     format: ImageFormat,
     options: DecodeOptions,
-) -> Result<whole::Prepared<'_>, ImageError> {
+    allowance: &Allowance,
+) -> Result<whole::Prepared<'a>, ImageError> {
     if format == ImageFormat::Jpeg && !jpeg_header::is_complete(bytes) {
         return Err(ImageError::Corrupt(
             "the JPEG data is truncated: no end-of-image marker after the last scan".into(),
         ));
     }
-    whole::prepare(bytes, format, options)
+    whole::prepare(bytes, format, options, allowance)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! How images are decoded: the limits a decode must stay within (checked from the header, before
 //! anything large is allocated) and whether large JPEGs may be decoded at a reduced DCT scale.
 
+use super::allowance::DEFAULT_MAX_WORK_NS;
 use super::budget::{self, decode_budget};
 use super::resize::RESIZE;
 
@@ -21,16 +22,22 @@ pub struct DecodeOptions {
     /// do), keeping the shorter side at least [`DCT_SCALED_SIDE`]. A 12-megapixel photo then
     /// decodes several times faster; the tensor differs slightly from a full decode (README).
     pub jpeg_dct_scaling: bool,
+    /// Most estimated decode work one request may spend, in nanoseconds of the reference core,
+    /// shared by its images ([`super::allowance`]); an image whose header says it would take
+    /// longer is refused before decoding.
+    pub max_work_ns: u64,
 }
 
 impl Default for DecodeOptions {
     /// 16384 px a side and 512 MiB: room for any camera photo (a 100-megapixel RGBA frame is
-    /// 400 MB), far below what would exhaust a 3 GB Lambda. DCT scaling on.
+    /// 400 MB), far below what would exhaust a 3 GB Lambda. DCT scaling on. 0.6 s of decode
+    /// work a request.
     fn default() -> Self {
         DecodeOptions {
             max_dimension: 16_384,
             max_alloc_bytes: budget::DEFAULT_DECODE_BUDGET,
             jpeg_dct_scaling: true,
+            max_work_ns: DEFAULT_MAX_WORK_NS,
         }
     }
 }
@@ -50,6 +57,13 @@ impl DecodeOptions {
 /// The shorter side a DCT-scaled JPEG keeps at least: twice what `Resize(255)` needs, so the
 /// antialiased resize still does the final reduction.
 pub const DCT_SCALED_SIDE: u32 = 2 * RESIZE;
+
+impl DecodeOptions {
+    /// A fresh allowance of [`DecodeOptions::max_work_ns`] for one request.
+    pub fn allowance(&self) -> super::Allowance {
+        super::Allowance::new(self.max_work_ns)
+    }
+}
 
 /// The `image` crate's limits for these options.
 pub(super) fn image_limits(options: DecodeOptions) -> image::Limits {

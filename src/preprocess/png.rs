@@ -4,15 +4,15 @@
 //! plus the resize's intermediate, whatever the image's size. Interlaced (Adam7) PNGs cannot be
 //! streamed (a row is complete only after the last pass) and go to `whole.rs`.
 
-use std::io::Cursor;
-
 use image::error::{DecodingError, LimitError, LimitErrorKind, ParameterError, ParameterErrorKind};
 use image::ImageFormat;
 
-use super::budget::{Cost, MIB};
+use super::allowance::Allowance;
+use super::budget::{work, Cost, MIB};
 use super::colour::{row_to_rgb8, RowFormat};
 use super::error::{convert_image_error, ImageError};
 use super::options::{image_limits, DecodeOptions};
+use super::reader::UploadReader;
 use super::resize::{resize_bytes, RowSink, RowSource};
 
 /// What the png crate holds while it unfilters rows of `width` pixels of `color` (after
@@ -44,7 +44,8 @@ fn from_png(err: png::DecodingError) -> image::ImageError {
 
 /// A non-interlaced PNG being decoded row by row.
 pub struct PngRows<'a> {
-    reader: png::Reader<Cursor<&'a [u8]>>,
+    reader: png::Reader<UploadReader<'a>>,
+    allowance: Allowance,
     width: u32,
     height: u32,
     format: RowFormat,
@@ -54,12 +55,18 @@ pub struct PngRows<'a> {
 /// Reads a PNG's header and, if it can be streamed, returns its row source; `None` leaves the
 /// image to the whole-image decoder (interlaced, or anything unusual, whose errors the `image`
 /// crate reports itself).
-pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Option<PngRows<'_>>, ImageError> {
+pub fn open<'a>(
+    bytes: &'a [u8],
+    options: DecodeOptions,
+    allowance: &Allowance,
+) -> Result<Option<PngRows<'a>>, ImageError> {
     let convert = |e: png::DecodingError| convert_image_error(from_png(e), options.max_dimension);
     let limits = image_limits(options);
     let max_bytes = usize::try_from(options.max_alloc_bytes).unwrap_or(usize::MAX);
-    let mut decoder =
-        png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: max_bytes });
+    let mut decoder = png::Decoder::new_with_limits(
+        UploadReader::new(bytes, allowance),
+        png::Limits { bytes: max_bytes },
+    );
     decoder.set_ignore_text_chunk(false);
     let info = decoder.read_header_info().map_err(convert)?;
     let (width, height, interlaced) = (info.width, info.height, info.interlaced);
@@ -91,6 +98,7 @@ pub fn open(bytes: &[u8], options: DecodeOptions) -> Result<Option<PngRows<'_>>,
     };
     let rows = PngRows {
         reader,
+        allowance: allowance.clone(),
         width,
         height,
         format,
@@ -114,12 +122,17 @@ impl PngRows<'_> {
             (3, true) => image::ColorType::Rgb16,
             _ => image::ColorType::Rgba16,
         };
+        // Every row is inflated and unfiltered, and (at most) every row resized.
+        let raw = (native + 1) * u64::from(self.height);
         Cost {
             bytes: row_bytes(color, self.width)
                 + native
                 + 3 * u64::from(self.width)
                 + resize_bytes(self.width, self.height)
                 + MIB,
+            work: work::ns(
+                raw as f64 * work::PNG_PER_RAW_BYTE + work::resize(self.width, self.height),
+            ),
             size: (self.width, self.height),
             kind: "PNG",
             instead: "a smaller image",
@@ -148,6 +161,7 @@ impl RowSource for PngRows<'_> {
         // Every row is decoded (a truncated or corrupt file fails as the `image` crate fails it);
         // only the rows the resize reads are converted.
         for y in 0..self.height {
+            self.allowance.check()?;
             if self
                 .reader
                 .read_row(&mut native)

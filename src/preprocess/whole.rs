@@ -10,10 +10,12 @@ use image::codecs::{bmp::BmpDecoder, gif::GifDecoder, jpeg::JpegDecoder, png::Pn
 use image::codecs::{tiff::TiffDecoder, webp::WebPDecoder};
 use image::{DynamicImage, ImageDecoder, ImageFormat};
 
-use super::budget::{Cost, MIB};
+use super::allowance::Allowance;
+use super::budget::{work, Cost, MIB};
 use super::colour::{row_to_rgb8, RowFormat};
 use super::error::{convert_image_error, ImageError};
 use super::options::{image_limits, DecodeOptions};
+use super::reader::UploadReader;
 use super::resize::{resize_bytes, RowSink, RowSource};
 use super::{jpeg_header, png};
 
@@ -22,12 +24,18 @@ use super::{jpeg_header, png};
 pub struct Whole {
     image: DynamicImage,
     source_size: (u32, u32),
+    allowance: Allowance,
 }
 
 impl Whole {
-    /// Wraps a decoded image whose file said `source_size`.
-    pub fn new(image: DynamicImage, source_size: (u32, u32)) -> Whole {
-        Whole { image, source_size }
+    /// Wraps a decoded image whose file said `source_size`; its rows are handed over while
+    /// `allowance` is not cancelled.
+    pub fn new(image: DynamicImage, source_size: (u32, u32), allowance: &Allowance) -> Whole {
+        Whole {
+            image,
+            source_size,
+            allowance: allowance.clone(),
+        }
     }
 }
 
@@ -71,6 +79,7 @@ impl RowSource for Whole {
             Some(layout) => {
                 let stride = width * layout.bytes_per_pixel();
                 for (y, row) in self.image.as_bytes().chunks_exact(stride).enumerate() {
+                    self.allowance.check()?;
                     if sink.wants(y as u32) {
                         row_to_rgb8(layout, row, &mut rgb);
                         sink.put_rgb8(y as u32, &rgb);
@@ -80,6 +89,7 @@ impl RowSource for Whole {
             None => {
                 // Float samples (TIFF): `image`'s own conversion, one row at a time.
                 for y in 0..height as u32 {
+                    self.allowance.check()?;
                     if sink.wants(y) {
                         let row = self.image.crop_imm(0, y, width as u32, 1).to_rgb8();
                         sink.put_rgb8(y, row.as_raw());
@@ -102,8 +112,10 @@ fn cost(format: ImageFormat, decoder: &dyn ImageDecoder, bytes: &[u8], extra: Ex
     let pixels = u64::from(width) * u64::from(height);
     let out = out_bytes(decoder);
     let resize = resize_bytes(width.max(1), height.max(1));
-    let cost = |bytes: u64, kind: &'static str, instead: &'static str| Cost {
+    let pixels_f = pixels as f64;
+    let cost = |bytes: u64, work: f64, kind: &'static str, instead: &'static str| Cost {
         bytes: bytes + resize + MIB,
+        work: work::ns(work + work::resize(width, height)),
         size: (width, height),
         kind,
         instead,
@@ -116,6 +128,7 @@ fn cost(format: ImageFormat, decoder: &dyn ImageDecoder, bytes: &[u8], extra: Ex
         }
         ImageFormat::Png => cost(
             out + png::row_bytes(decoder.color_type(), width),
+            out as f64 * work::PNG_INTERLACED_PER_BYTE,
             "interlaced PNG",
             "a non-interlaced PNG, which is decoded row by row at any size",
         ),
@@ -125,17 +138,29 @@ fn cost(format: ImageFormat, decoder: &dyn ImageDecoder, bytes: &[u8], extra: Ex
             // alpha, the alpha plane decoded as RGBA then kept as one byte (5 B/px); an animated
             // image composes its first frame on an RGBA canvas (4 + 4 B/px more).
             let padded = (u64::from(width) + 15) * (u64::from(height) + 15);
-            let (kind, extra_bytes) = match extra.webp {
-                WebPKind::Lossless { alpha: true } => ("WebP", pixels),
-                WebPKind::Lossless { alpha: false } => ("WebP", 5 * pixels),
-                WebPKind::Lossy { alpha: false } => ("WebP", padded * 3 / 2 + bytes.len() as u64),
-                WebPKind::Lossy { alpha: true } => {
-                    ("WebP", padded * 3 / 2 + 5 * pixels + bytes.len() as u64)
+            let lossy = pixels_f * work::WEBP_LOSSY_PER_PIXEL
+                + bytes.len() as f64 * work::WEBP_LOSSY_PER_BYTE;
+            let (kind, extra_bytes, work) = match extra.webp {
+                WebPKind::Lossless { alpha: true } => {
+                    ("WebP", pixels, pixels_f * work::WEBP_LOSSLESS_PER_PIXEL)
                 }
-                WebPKind::Animated => ("animated WebP", 15 * padded + bytes.len() as u64),
+                WebPKind::Lossless { alpha: false } => {
+                    ("WebP", 5 * pixels, pixels_f * work::WEBP_LOSSLESS_PER_PIXEL)
+                }
+                WebPKind::Lossy { alpha: false } => {
+                    ("WebP", padded * 3 / 2 + bytes.len() as u64, lossy)
+                }
+                WebPKind::Lossy { alpha: true } => (
+                    "WebP",
+                    padded * 3 / 2 + 5 * pixels + bytes.len() as u64,
+                    lossy,
+                ),
+                // An animation's frame is either; its first frame errs long as lossy.
+                WebPKind::Animated => ("animated WebP", 15 * padded + bytes.len() as u64, lossy),
             };
             cost(
                 out + extra_bytes,
+                work,
                 kind,
                 "a JPEG, or a non-interlaced PNG, which is decoded row by row at any size",
             )
@@ -151,8 +176,14 @@ fn cost(format: ImageFormat, decoder: &dyn ImageDecoder, bytes: &[u8], extra: Ex
             } else {
                 0
             };
+            let jpeg_work = if extra.tiff_jpeg {
+                pixels_f / 64.0 * work::JPEG_PER_BLOCK
+            } else {
+                0.0
+            };
             cost(
                 out + decoded + jpeg_chunks + bytes.len() as u64,
+                (decoded + out) as f64 * work::TIFF_PER_RAW_BYTE + jpeg_work,
                 "TIFF",
                 "a JPEG, or a non-interlaced PNG, which is decoded row by row at any size",
             )
@@ -161,12 +192,14 @@ fn cost(format: ImageFormat, decoder: &dyn ImageDecoder, bytes: &[u8], extra: Ex
             // The first frame's own RGBA buffer when it does not cover the canvas; `image`
             // checks that one against the limits itself.
             out + u64::from(width) * 4 * 2,
+            pixels_f * work::GIF_PER_PIXEL,
             "GIF",
             "a smaller GIF, or a non-interlaced PNG, which is decoded row by row at any size",
         ),
         _ => cost(
             // BMP: the output and one row.
             out + u64::from(width) * 4 * 2,
+            pixels_f * work::BMP_PER_PIXEL,
             "BMP",
             "a JPEG, or a non-interlaced PNG, which is decoded row by row at any size",
         ),
@@ -193,14 +226,15 @@ pub struct Prepared<'a> {
 
 /// Reads the header of `bytes` (sniffed as `format`) with the `image` crate's decoder for it,
 /// checks the dimensions, and costs the decode. Formats this build does not decode are an error.
-pub fn prepare(
-    bytes: &[u8],
+pub fn prepare<'a>(
+    bytes: &'a [u8],
     format: ImageFormat,
     options: DecodeOptions,
-) -> Result<Prepared<'_>, ImageError> {
+    allowance: &Allowance,
+) -> Result<Prepared<'a>, ImageError> {
     let convert = |e| convert_image_error(e, options.max_dimension);
     let limits = image_limits(options);
-    let cursor = Cursor::new(bytes);
+    let cursor = UploadReader::new(bytes, allowance);
     let mut extra = Extra::default();
     let decoder: Box<dyn ImageDecoder> = match format {
         ImageFormat::Png => {

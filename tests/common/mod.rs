@@ -1,6 +1,7 @@
 //! Paths to the shared models, samples and reference outputs, and small readers for them.
 #![allow(dead_code)]
 
+pub mod emulator;
 pub mod file_server;
 
 use std::path::PathBuf;

@@ -309,3 +309,110 @@ pub fn webp_claiming(w: u32, h: u32) -> Vec<u8> {
     webp[at..at + 4].copy_from_slice(&bits.to_le_bytes());
     webp
 }
+
+/// A grey progressive JPEG of `w`×`h` (a flat grey image) followed by `extra` tiny AC scans
+/// that code nothing: each is a scan header and a few end-of-band runs (~30 bytes for 1M
+/// blocks), yet the decoder walks every block of the image for each one. The "scan bomb"
+/// libjpeg-turbo's maintainers document (its issues #252 and #284): 1,000 extra scans of an
+/// 8192×8192 image are ~100 KB.
+pub fn jpeg_scan_bomb(w: u16, h: u16, extra: usize) -> Vec<u8> {
+    scan_bomb(w, h, extra, false)
+}
+
+/// [`jpeg_scan_bomb`] whose extra scans are refinement scans of coefficients 1..63, each again
+/// refining the same bit (a progression libjpeg warns about and decodes): a refinement scan
+/// walks every coefficient of its band in every block, even through an end-of-band run, so
+/// each costs several times a first scan.
+pub fn jpeg_refine_bomb(w: u16, h: u16, extra: usize) -> Vec<u8> {
+    scan_bomb(w, h, extra, true)
+}
+
+fn scan_bomb(w: u16, h: u16, extra: usize, refine: bool) -> Vec<u8> {
+    struct Bits {
+        out: Vec<u8>,
+        acc: u32,
+        n: u32,
+    }
+    impl Bits {
+        fn put(&mut self, value: u32, len: u32) {
+            for i in (0..len).rev() {
+                self.acc = (self.acc << 1) | ((value >> i) & 1);
+                self.n += 1;
+                if self.n == 8 {
+                    self.out.push(self.acc as u8);
+                    if self.acc == 0xFF {
+                        self.out.push(0x00); // byte stuffing
+                    }
+                    self.acc = 0;
+                    self.n = 0;
+                }
+            }
+        }
+        fn finish(mut self) -> Vec<u8> {
+            while self.n != 0 {
+                self.put(1, 1); // pad with ones
+            }
+            self.out
+        }
+    }
+    let segment = |out: &mut Vec<u8>, marker: u8, body: &[u8]| {
+        out.extend_from_slice(&[0xFF, marker]);
+        out.extend_from_slice(&((body.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(body);
+    };
+    let blocks = u32::from(w).div_ceil(8) * u32::from(h).div_ceil(8);
+    let mut out = vec![0xFF, 0xD8];
+    segment(&mut out, 0xDB, &[[0u8].as_slice(), &[1u8; 64]].concat()); // DQT 0, all ones
+    let mut sof = vec![8];
+    sof.extend_from_slice(&h.to_be_bytes());
+    sof.extend_from_slice(&w.to_be_bytes());
+    sof.extend_from_slice(&[1, 1, 0x11, 0]); // one component, 1×1 sampling, table 0
+    segment(&mut out, 0xC2, &sof); // progressive
+
+    // DC table 0: one code, "0" → category 0 (no change). AC table 0: EOBn (n = 0..14, symbol
+    // n << 4) as 4-bit codes 0000…1110.
+    let mut dht = vec![0x00, 1];
+    dht.extend_from_slice(&[0; 15]);
+    dht.push(0x00);
+    dht.extend_from_slice(&[0x10, 0, 0, 0, 15]);
+    dht.extend_from_slice(&[0; 12]);
+    dht.extend((0..15u8).map(|n| n << 4));
+    segment(&mut out, 0xC4, &dht);
+    // The DC scan: every block's DC difference is 0.
+    segment(&mut out, 0xDA, &[1, 1, 0x00, 0, 0, 0x00]);
+    let mut bits = Bits {
+        out: vec![],
+        acc: 0,
+        n: 0,
+    };
+    for _ in 0..blocks {
+        bits.put(0, 1);
+    }
+    out.extend(bits.finish());
+    // The extra scans: AC coefficients 1..63, all zero, as end-of-band runs; a first pass
+    // (successive approximation bit 0), or a first pass of bit 1 then refinements of bit 0.
+    for scan in 0..extra {
+        let approximation = match (refine, scan) {
+            (false, _) => 0x00,
+            (true, 0) => 0x01,
+            (true, _) => 0x10,
+        };
+        segment(&mut out, 0xDA, &[1, 1, 0x00, 1, 63, approximation]);
+        let mut bits = Bits {
+            out: vec![],
+            acc: 0,
+            n: 0,
+        };
+        let mut left = blocks;
+        while left > 0 {
+            let run = left.min(32_767);
+            let n = 31 - run.leading_zeros(); // run = 2^n + extra bits
+            bits.put(n, 4);
+            bits.put(run - (1 << n), n);
+            left -= run;
+        }
+        out.extend(bits.finish());
+    }
+    out.extend_from_slice(&[0xFF, 0xD9]);
+    out
+}

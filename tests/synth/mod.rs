@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod big;
+pub mod worst;
 
 use std::borrow::Cow;
 use std::io::{Cursor, Write};
