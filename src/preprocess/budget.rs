@@ -119,7 +119,7 @@ pub mod work {
     /// scan's components, whatever the scan holds; an empty one costs ~7).
     pub const JPEG_PER_BLOCK_VISIT: f64 = 20.0;
     /// libjpeg: one coefficient of a block a refinement scan walks
-    /// ([`super::super::jpeg_header::Scans`]; ~0.95 when the scan holds nothing).
+    /// (the JPEG header's `Scans`; ~0.95 when the scan holds nothing).
     pub const JPEG_PER_REFINED_COEFFICIENT: f64 = 1.5;
     /// libjpeg: one block's dequantisation, inverse DCT, upsampling and colour conversion at full
     /// scale; at DCT scale n/8 it produces (n/8)² of the samples and costs that share.

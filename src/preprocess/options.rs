@@ -60,8 +60,8 @@ pub const DCT_SCALED_SIDE: u32 = 2 * RESIZE;
 
 impl DecodeOptions {
     /// A fresh allowance of [`DecodeOptions::max_work_ns`] for one request.
-    pub fn allowance(&self) -> super::Allowance {
-        super::Allowance::new(self.max_work_ns)
+    pub fn allowance(&self) -> super::allowance::Allowance {
+        super::allowance::Allowance::new(self.max_work_ns)
     }
 }
 

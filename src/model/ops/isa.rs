@@ -95,7 +95,7 @@ impl Arith for Portable {
 
     #[inline(always)]
     fn tile(self, acc: &mut Tile, a: [&[f32]; MR], b: &[f32]) {
-        gemm::tile_portable::<Self>(acc, a, b);
+        gemm::tile_portable(acc, a, b);
     }
 }
 
@@ -193,6 +193,29 @@ impl Arith for Neon {
             self.0.neon.vsubq_f32(a[0], b[0]),
             self.0.neon.vsubq_f32(a[1], b[1]),
         ]
+    }
+
+    #[inline(always)]
+    fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        [
+            self.0.neon.vfmaq_f32(c[0], a[0], b[0]),
+            self.0.neon.vfmaq_f32(c[1], a[1], b[1]),
+        ]
+    }
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> Self::V {
+        [self.0.neon.vdupq_n_f32(x); 2]
+    }
+
+    #[inline(always)]
+    fn max(self, a: Self::V, b: Self::V) -> Self::V {
+        // fmax would return the NaN; a compare and a select give `b` as the other ISAs do.
+        let pick = |a, b| {
+            let greater = self.0.neon.vcgtq_f32(a, b);
+            self.0.neon.vbslq_f32(greater, a, b)
+        };
+        [pick(a[0], b[0]), pick(a[1], b[1])]
     }
 
     #[inline(always)]

@@ -32,15 +32,8 @@ use tract_onnx::prelude::*;
 pub use conv3x3::{Conv3x3, Conv3x3Method};
 pub use dense_block::{DenseBlock, DenseLayer, StepTimes};
 pub use dense_blocks::{DenseBlocks, Stage};
+pub use pattern::Options;
 pub use transition::Transition;
-
-/// Choices the operators make when they replace nodes; the defaults are the ones measured
-/// fastest.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Options {
-    /// How 3×3 convolutions are computed.
-    pub conv3x3: Conv3x3Method,
-}
 
 /// What [`fuse`] replaced, for the load log line and the tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

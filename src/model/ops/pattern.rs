@@ -17,13 +17,20 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math::{Add, Max, Mul, Sub};
 use tract_onnx::tract_hir::ops::nn::DataFormat;
 
-use super::conv3x3::Conv3x3;
+use super::conv3x3::{Conv3x3, Conv3x3Method};
 use super::dense_block::{DenseBlock, DenseLayer};
 use super::dense_blocks::{DenseBlocks, Stage};
 use super::gemm::PackedB;
 use super::transition::Transition;
-use super::Options;
 use crate::model::rewrite::is_plain_2x2_average;
+
+/// Choices the operators make when they replace nodes; the defaults are the ones measured
+/// fastest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// How 3×3 convolutions are computed.
+    pub conv3x3: Conv3x3Method,
+}
 
 /// `x × scale + shift` per channel: what a chain of constant `Mul`s and `Add`s (a batch norm) is.
 #[derive(Debug, Clone, PartialEq)]

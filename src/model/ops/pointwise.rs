@@ -52,7 +52,7 @@ impl<R: Fn(usize) -> usize> Kernel for Pointwise<'_, R> {
     type Output = ();
 
     /// Blocked for the caches: [`BLOCK_TILES`] tiles of pixels at a time, their input rows
-    /// (activated, when asked, once per [`DEPTH`] channels into a scratch that stays in L1/L2),
+    /// (activated, when asked, once per `DEPTH` channels into a scratch that stays in L1/L2),
     /// each weight panel then swept over all of them while it stays in L1.
     #[inline(always)]
     fn run<A: Arith>(self, arith: A) {
