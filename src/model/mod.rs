@@ -89,9 +89,10 @@ impl Model {
             tracing::debug!(edit, "tract kernel choice adjusted for this CPU");
         }
         let invalid = |e: TractError| ModelError::invalid(source.describe(), &e);
-        // An NNEF archive made by `convert` is already decluttered: only optimisation is left.
+        // An NNEF archive made by `convert` skips parsing ONNX and most of decluttering.
         // An ONNX file is loaded from its path, so weights kept in a side file (what current
         // PyTorch exports: `x.onnx` + `x.onnx.data`) are found beside it.
+        let mut from_nnef = false;
         let mut typed =
             match source {
                 ModelSource::File(path) | ModelSource::Made { path, .. } => {
@@ -106,6 +107,7 @@ impl Model {
                         });
                     }
                     if format::file_is_nnef_archive(path).map_err(|e| invalid(e.into()))? {
+                        from_nnef = true;
                         let bytes = std::fs::read(path).map_err(|e| invalid(e.into()))?;
                         format::from_nnef_archive(&bytes)
                     } else {
@@ -113,6 +115,7 @@ impl Model {
                     }
                 }
                 ModelSource::Embedded { bytes, .. } if format::is_nnef_archive(bytes) => {
+                    from_nnef = true;
                     format::from_nnef_archive(bytes)
                 }
                 ModelSource::Embedded { bytes, .. } => decluttered_from_onnx(bytes).map_err(|e| {
@@ -129,6 +132,11 @@ impl Model {
             .map_err(invalid)?;
         format::check_input(&typed).map_err(invalid)?;
         let fused = if options.own_ops {
+            // tract reads an archive back with no-op casts and its 1×1 convolutions as reshaped
+            // matrix products; decluttering once more gives them the form the patterns match.
+            if from_nnef {
+                typed.declutter().map_err(invalid)?;
+            }
             ops::fuse(&mut typed).map_err(invalid)?
         } else {
             ops::Fused::default()

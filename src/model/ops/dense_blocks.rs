@@ -39,8 +39,9 @@ impl Stage {
 /// DenseNet's stages from one dense block's input to the last one's output, as one operator.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DenseBlocks {
-    /// The stages, in order; each takes the previous one's output.
-    pub stages: Vec<Stage>,
+    /// The stages, in order; each takes the previous one's output. Shared: tract clones
+    /// operators as it rewrites and compacts the graph, and a stage holds megabytes of weights.
+    pub stages: Vec<Arc<Stage>>,
 }
 
 // The parameters are plain numbers, compared as such (tract only compares ops to merge duplicates).

@@ -43,6 +43,28 @@ impl PackedB {
         PackedB { k, n, data }
     }
 
+    /// The `k × n` matrix of zeros, for [`PackedB::set`]: for values that come in an order a
+    /// closure per element would read across memory (a transform computing many at once).
+    pub fn zeros(k: usize, n: usize) -> PackedB {
+        PackedB {
+            k,
+            n,
+            data: vec![0.0; n.div_ceil(NR) * k * NR],
+        }
+    }
+
+    /// Sets element `(row, column)`.
+    #[inline]
+    pub fn set(&mut self, row: usize, column: usize, value: f32) {
+        assert!(
+            row < self.k && column < self.n,
+            "({row}, {column}) outside {}×{}",
+            self.k,
+            self.n
+        );
+        self.data[((column / NR) * self.k + row) * NR + column % NR] = value;
+    }
+
     /// Rows of the matrix.
     pub fn k(&self) -> usize {
         self.k
@@ -158,6 +180,20 @@ pub fn tile_neon(simd: pulp::aarch64::Neon, acc: &mut Tile, a: [&[f32]; MR], b: 
 mod tests {
     use super::*;
     use crate::model::ops::isa::{Arith, Isa, Kernel};
+
+    #[test]
+    fn set_packs_as_new_does() {
+        let value = |i: usize, j: usize| (i * 31 + j) as f32;
+        for (k, n) in [(1, 1), (5, 16), (7, 17), (3, 40)] {
+            let mut set = PackedB::zeros(k, n);
+            for j in (0..n).rev() {
+                for i in 0..k {
+                    set.set(i, j, value(i, j));
+                }
+            }
+            assert_eq!(set, PackedB::new(k, n, value), "{k}×{n}");
+        }
+    }
 
     #[test]
     fn a_tile_is_the_matrix_product() {

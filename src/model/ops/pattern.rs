@@ -186,8 +186,7 @@ fn nchw(model: &TypedModel, outlet: OutletId) -> TractResult<Option<[usize; 4]>>
 fn dense_layer(
     model: &TypedModel,
     conv_node: &TypedNode,
-    options: &Options,
-) -> TractResult<Option<(OutletId, DenseLayer, Vec<usize>)>> {
+) -> TractResult<Option<(OutletId, LayerParts, Vec<usize>)>> {
     // The 3×3 convolution: f32, NCHW, stride 1, padding 1, one group, constant weights.
     let Some(conv) = conv_node.op_as::<Conv>() else {
         return Ok(None);
@@ -242,17 +241,7 @@ fn dense_layer(
     let Some(pointwise_node) = private_node(model, pointwise_out)? else {
         return Ok(None);
     };
-    let Some(einsum) = pointwise_node.op_as::<EinSum>() else {
-        return Ok(None);
-    };
-    if einsum.q_params.is_some()
-        || einsum.operating_dt != f32::datum_type()
-        || einsum.axes.to_string() != "NIHW,OI->NOHW"
-        || pointwise_node.inputs.len() != 2
-    {
-        return Ok(None);
-    }
-    let Some(weights) = constant(model, pointwise_node.inputs[1])? else {
+    let Some((pointwise_in, weights)) = pointwise_conv(model, pointwise_node)? else {
         return Ok(None);
     };
     let inputs = match weights.shape() {
@@ -262,7 +251,7 @@ fn dense_layer(
     nodes.push(pointwise_node.id);
 
     // Its input: ReLU ← batch norm ← the layer's input.
-    let Some(relu1) = private_node(model, pointwise_node.inputs[0])? else {
+    let Some(relu1) = private_node(model, pointwise_in)? else {
         return Ok(None);
     };
     let Some(before_relu1) = relu(model, relu1)? else {
@@ -275,29 +264,56 @@ fn dense_layer(
         return Ok(None);
     }
 
-    let weights = weights.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
-    let kernel = kernel.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
-    let layer = DenseLayer {
-        scale: norm1.scale,
-        shift: norm1.shift,
-        pointwise: PackedB::new(inputs, bottleneck, |i, o| {
-            weights[o * inputs + i] * norm2.scale[o]
-        }),
-        pointwise_bias: norm2.shift,
-        conv: Conv3x3::new(
-            options.conv3x3,
-            &kernel,
-            growth,
-            bottleneck,
-            (height, width),
-        ),
+    let parts = LayerParts {
+        norm1,
+        inputs,
+        pointwise: weights,
+        norm2,
+        kernel,
         conv_bias,
+        size: (height, width),
     };
-    Ok(Some((input, layer, nodes)))
+    Ok(Some((input, parts, nodes)))
 }
 
-/// The weights `[outputs, inputs]` of a 1×1 convolution without bias as tract declutters it
-/// (the f32 einsum `NIHW,OI->NOHW` with constant weights), with its input.
+/// A dense layer's parameters as read from the graph, before the weights are packed (which
+/// costs a few milliseconds a layer: done only once the whole block has matched).
+struct LayerParts {
+    norm1: Affine,
+    inputs: usize,
+    /// `[bottleneck, inputs]`.
+    pointwise: Arc<Tensor>,
+    norm2: Affine,
+    /// `[growth, bottleneck, 3, 3]`.
+    kernel: Arc<Tensor>,
+    conv_bias: Vec<f32>,
+    size: (usize, usize),
+}
+
+impl LayerParts {
+    fn build(self, options: &Options) -> TractResult<DenseLayer> {
+        let (inputs, bottleneck, growth) =
+            (self.inputs, self.norm2.scale.len(), self.conv_bias.len());
+        let weights = self.pointwise.try_as_plain_ram()?.as_slice::<f32>()?;
+        let kernel = self.kernel.try_as_plain_ram()?.as_slice::<f32>()?;
+        let norm2 = &self.norm2;
+        Ok(DenseLayer {
+            scale: self.norm1.scale,
+            shift: self.norm1.shift,
+            pointwise: PackedB::new(inputs, bottleneck, |i, o| {
+                weights[o * inputs + i] * norm2.scale[o]
+            }),
+            pointwise_bias: self.norm2.shift,
+            conv: Conv3x3::new(options.conv3x3, kernel, growth, bottleneck, self.size),
+            conv_bias: self.conv_bias,
+        })
+    }
+}
+
+/// The weights `[outputs, inputs]` of a 1×1 convolution without bias as tract declutters it,
+/// with its input: an f32 einsum of constant weights `[O, I]` and data `[N, I, H, W]` into
+/// `[N, O, H, W]`, whatever its axes are called and in either operand order (`NIHW,OI->NOHW`
+/// from ONNX, `mk,akbn->ambn` from an NNEF archive).
 fn pointwise_conv(
     model: &TypedModel,
     node: &TypedNode,
@@ -307,18 +323,39 @@ fn pointwise_conv(
     };
     if einsum.q_params.is_some()
         || einsum.operating_dt != f32::datum_type()
-        || einsum.axes.to_string() != "NIHW,OI->NOHW"
         || node.inputs.len() != 2
     {
         return Ok(None);
     }
-    let Some(weights) = constant(model, node.inputs[1])? else {
+    let axes = einsum.axes.to_string();
+    let Some((operands, output)) = axes.split_once("->") else {
         return Ok(None);
     };
-    if weights.rank() != 2 {
+    let Some((first, second)) = operands.split_once(',') else {
         return Ok(None);
+    };
+    let letters = |s: &str| s.chars().collect::<Vec<char>>();
+    let (first, second, output) = (letters(first), letters(second), letters(output));
+    for (weights_at, [w, x]) in [(1, [&second, &first]), (0, [&first, &second])] {
+        let (&[o, i], &[n, xi, h, wd]) = (w.as_slice(), x.as_slice()) else {
+            continue;
+        };
+        let distinct = [o, n, i, h, wd]
+            .iter()
+            .enumerate()
+            .all(|(a, c)| [o, n, i, h, wd][..a].iter().all(|d| d != c));
+        if !distinct || xi != i || output != [n, o, h, wd] {
+            continue;
+        }
+        let Some(weights) = constant(model, node.inputs[weights_at])? else {
+            continue;
+        };
+        if weights.rank() != 2 || constant(model, node.inputs[1 - weights_at])?.is_some() {
+            continue;
+        }
+        return Ok(Some((node.inputs[1 - weights_at], weights)));
     }
-    Ok(Some((node.inputs[0], weights)))
+    Ok(None)
 }
 
 /// The node fed by `outlet` if it is the only one and `outlet` is no model output.
@@ -443,7 +480,7 @@ fn block_ending_at(
         if y.slot != 0 || model.node(y.node).outputs.len() != 1 {
             return Ok(None);
         }
-        let Some((input, layer, _)) = dense_layer(model, model.node(y.node), options)? else {
+        let Some((input, layer, _)) = dense_layer(model, model.node(y.node))? else {
             return Ok(None);
         };
         if l == 0 {
@@ -472,6 +509,10 @@ fn block_ending_at(
             return Ok(None);
         }
     }
+    let layers = layers
+        .into_iter()
+        .map(|parts| parts.build(options))
+        .collect::<TractResult<Vec<_>>>()?;
     let block = DenseBlock {
         inputs,
         height,
@@ -485,19 +526,18 @@ fn block_ending_at(
     };
     let mut end = OutletId::new(last.id, 0);
     if let Some((transition, after)) = transition_after(model, end, channels)? {
-        let with = Stage {
-            transition: Some(transition),
-            ..stage.clone()
-        };
+        stage.transition = Some(transition);
         // Only where the pool's output is what the stage computes (tract's pool of an image
         // smaller than its window, say, is not).
-        let (c, h, w) = with.output();
+        let (c, h, w) = stage.output();
         if nchw(model, after)? == Some([1, c, h, w]) {
-            (stage, end) = (with, after);
+            end = after;
+        } else {
+            stage.transition = None;
         }
     }
     let op = DenseBlocks {
-        stages: vec![stage],
+        stages: vec![Arc::new(stage)],
     };
     if op.check().is_err() {
         return Ok(None);

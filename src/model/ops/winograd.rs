@@ -221,14 +221,17 @@ impl<const N: usize, const M: usize> Winograd<N, M> {
         outputs: usize,
         inputs: usize,
     ) -> Winograd<N, M> {
-        let all: Vec<[[f32; N]; N]> = kernel
-            .chunks_exact(9)
-            .take(outputs * inputs)
-            .map(filter::<T, N, M>)
+        // Each filter's transform scattered into the N² packed matrices as it is computed.
+        let mut u: Vec<PackedB> = (0..N * N)
+            .map(|_| PackedB::zeros(inputs, outputs))
             .collect();
-        let u = (0..N * N)
-            .map(|xi| PackedB::new(inputs, outputs, |i, o| all[o * inputs + i][xi / N][xi % N]))
-            .collect();
+        for (f, g) in kernel.chunks_exact(9).take(outputs * inputs).enumerate() {
+            let (o, i) = (f / inputs, f % inputs);
+            let transformed = filter::<T, N, M>(g);
+            for (xi, packed) in u.iter_mut().enumerate() {
+                packed.set(i, o, transformed[xi / N][xi % N]);
+            }
+        }
         Winograd { u, inputs, outputs }
     }
 
