@@ -1,7 +1,8 @@
 //! The function on both architectures: an x86_64 build and the arm64 `bootstrap` (run under
 //! qemu-user as a Graviton2, the CPU of Lambda's arm64 hosts: Neoverse N1, NEON, no SVE)
 //! classify the samples and give the same top-5 classes in the same order, probabilities within
-//! 1e-3. Each also logs the matrix-product kernels tract chose (printed here).
+//! 1e-3, with the model CI deploys and with DenseNet-121 (whose dense blocks the project's own
+//! operators run, with NEON on arm64). Each also logs what runs the model (printed here).
 //!
 //! CI builds both and names them in `X86_BOOTSTRAP` and `ARM64_BOOTSTRAP`; the arm64 one runs
 //! with the model compiled into it, the x86_64 one with `X86_MODEL_PATH` if set (the same model
@@ -64,11 +65,55 @@ fn arm64_and_x86_64_bootstraps_agree() {
         eprintln!("{what}: {loaded}");
         assert!(loaded.contains("kernels="), "{loaded}");
     }
+    agree(&x86_replies, &arm_replies);
+}
+
+/// The same for DenseNet-121 (the shared graph, converted by the x86_64 binary as a deployment
+/// would): the project's own operators run its dense blocks, with NEON on arm64.
+#[test]
+fn arm64_and_x86_64_agree_on_densenet_with_the_own_operators() {
+    let (Ok(x86), Ok(arm64)) = (
+        std::env::var("X86_BOOTSTRAP"),
+        std::env::var("ARM64_BOOTSTRAP"),
+    ) else {
+        eprintln!("skipped: set X86_BOOTSTRAP and ARM64_BOOTSTRAP to the two deployed binaries");
+        return;
+    };
+    let qemu = std::env::var("QEMU").unwrap_or_else(|_| "qemu-aarch64".into());
+    let dir = tempfile::tempdir().unwrap();
+    let nnef = dir.path().join("densenet121.nnef.tar");
+    let status = Command::new(&x86)
+        .arg("convert")
+        .arg(common::densenet())
+        .arg(&nnef)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let model = Some(nnef.display().to_string());
+    let (x86_replies, x86_log) = classify(&x86, &[], model.clone());
+    let (arm_replies, arm_log) = classify(&qemu, &[arm64], model);
+    for (what, log, isa) in [
+        ("x86_64", &x86_log, ""),
+        ("arm64", &arm_log, "isa=\"neon\""),
+    ] {
+        let loaded = log
+            .lines()
+            .find(|l| l.contains("model loaded"))
+            .unwrap_or_else(|| panic!("{what}: no load line in {log}"));
+        eprintln!("{what}: {loaded}");
+        assert!(loaded.contains("dense_blocks=4"), "{loaded}");
+        assert!(loaded.contains(isa), "{loaded}");
+    }
+    agree(&x86_replies, &arm_replies);
+}
+
+/// The same top-5 classes in the same order, probabilities within 1e-3.
+fn agree(x86_replies: &[serde_json::Value], arm_replies: &[serde_json::Value]) {
     assert_eq!(x86_replies.len(), common::SAMPLES.len());
     assert_eq!(arm_replies.len(), common::SAMPLES.len());
     for ((name, _), (a, b)) in common::SAMPLES
         .iter()
-        .zip(x86_replies.iter().zip(&arm_replies))
+        .zip(x86_replies.iter().zip(arm_replies))
     {
         let (a, b) = (a["topk"].as_array().unwrap(), b["topk"].as_array().unwrap());
         assert_eq!(a.len(), 5, "{name}");
