@@ -34,6 +34,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -457,47 +458,57 @@ def run_captured(cmd, timeout, **kw):
 
 
 def inference_alone(args, model, tensor):
+    """tract and onnxruntime alone, one thread, alternating for --inference-rounds rounds (the
+    machine's load drifts; each round's p50 is printed, the median of them reported)."""
     result = {'onnxruntime': None, 'tract': None}
-    print('inference alone, 1 thread:', flush=True)
+    print(f'inference alone, 1 thread, {args.inference_rounds} alternating rounds:', flush=True)
+    tract_cmd = None
     # tract, through the project's own bench (someone else's file: skip quietly if absent).
     if args.no_cargo_bench:
         note('tract: --no-cargo-bench given, skipped')
     elif not (REPO / 'benches' / 'pipeline.rs').is_file():
         note('tract: benches/pipeline.rs does not exist yet, skipped')
     else:
-        env = dict(os.environ)
-        env.setdefault('EMBED_MODEL_PATH', str(model))  # a release-profile build needs a model to embed
-        env['SHARED_DIR'] = str(args.shared)
-        cmd = ['cargo', 'bench', '--bench', 'pipeline', '--', '--json',
-               '--threads', '1', '--model', str(model)]
+        tract_cmd = ['cargo', 'bench', '--bench', 'pipeline', '--', '--json',
+                     '--threads', '1', '--model', str(model)]
         if args.pipeline_binary:
-            cmd = [str(args.pipeline_binary)] + cmd[cmd.index('--') + 1:]
-        print(f'  running `{" ".join(cmd)}` (may compile for minutes)...', flush=True)
-        t = time.perf_counter()
-        rc, out, err = run_captured(cmd, args.cargo_timeout, cwd=str(REPO), env=env)
-        lines = [l for l in (out or '').splitlines() if l.startswith('{')]
-        if rc != 0 or not lines:
-            tail = '\n'.join('    | ' + l for l in (err or '').strip().splitlines()[-10:])
-            note(f'tract: cargo bench failed (rc={rc}, {time.perf_counter() - t:.0f} s), skipped\n{tail}')
-        else:
-            try:
-                result['tract'] = json.loads(lines[-1])
-                print(f'  tract        p50 {result["tract"]["inference_ms_p50"]:7.2f} ms', flush=True)
-            except (ValueError, KeyError) as e:
-                note(f'tract: could not read the bench JSON ({e}): {lines[-1][:200]}')
-                result['tract'] = None
-    # onnxruntime, through the peers' interpreter.
+            tract_cmd = [str(args.pipeline_binary)] + tract_cmd[tract_cmd.index('--') + 1:]
+        print(f'  tract: `{" ".join(tract_cmd)}` (may compile for minutes)', flush=True)
+    env = dict(os.environ)
+    env.setdefault('EMBED_MODEL_PATH', str(model))  # a release-profile build needs a model to embed
+    env['SHARED_DIR'] = str(args.shared)
     why = python_ok(args.python, 'import numpy, onnxruntime')
     if why:
         note(f'onnxruntime alone: {why}, skipped')
-    else:
-        rc, out, err = run_captured([args.python, '-c', ORT_ALONE, str(model), str(tensor), '5', '30'], 600)
-        lines = [l for l in (out or '').splitlines() if l.startswith('{')]
-        if rc != 0 or not lines:
-            note(f'onnxruntime alone failed (rc={rc}): {(err or "").strip()[-300:]}')
-        else:
-            result['onnxruntime'] = json.loads(lines[-1])
-            print(f'  onnxruntime  p50 {result["onnxruntime"]["inference_ms_p50"]:7.2f} ms', flush=True)
+    rounds = {'tract': [], 'onnxruntime': []}
+    for r in range(args.inference_rounds):
+        if tract_cmd:
+            t = time.perf_counter()
+            rc, out, err = run_captured(tract_cmd, args.cargo_timeout, cwd=str(REPO), env=env)
+            lines = [l for l in (out or '').splitlines() if l.startswith('{')]
+            try:
+                rounds['tract'].append(json.loads(lines[-1]))
+            except (ValueError, IndexError):
+                tail = '\n'.join('    | ' + l for l in (err or '').strip().splitlines()[-10:])
+                note(f'tract: the bench failed (rc={rc}, {time.perf_counter() - t:.0f} s), skipped\n{tail}')
+                tract_cmd = None
+        if not why:
+            rc, out, err = run_captured([args.python, '-c', ORT_ALONE, str(model), str(tensor), '5', '30'], 600)
+            lines = [l for l in (out or '').splitlines() if l.startswith('{')]
+            if rc != 0 or not lines:
+                note(f'onnxruntime alone failed (rc={rc}): {(err or "").strip()[-300:]}')
+                why = 'failed'
+            else:
+                rounds['onnxruntime'].append(json.loads(lines[-1]))
+        got = '  '.join(f'{name} {runs[-1]["inference_ms_p50"]:.2f} ms' for name, runs in rounds.items()
+                        if len(runs) == r + 1)
+        print(f'  round {r + 1}: {got}', flush=True)
+    for name, runs in rounds.items():
+        if runs:
+            p50s = [run['inference_ms_p50'] for run in runs]
+            result[name] = {'inference_ms_p50': statistics.median(p50s), 'rounds_p50': p50s}
+            print(f'  {name:<12} p50 {result[name]["inference_ms_p50"]:7.2f} ms (median of {len(p50s)} rounds)',
+                  flush=True)
     return result
 
 
@@ -639,6 +650,8 @@ def parse_args():
                    help='what the project serves: the NNEF archive converted from --model (default, as deployed) '
                         'or the ONNX file itself; with nnef, project-2t-onnx is also started for its cold start')
     p.add_argument('--no-cargo-bench', action='store_true', help='skip the tract inference-alone figure')
+    p.add_argument('--inference-rounds', type=int, default=3,
+                   help='alternating tract / onnxruntime rounds for the inference-alone figure')
     p.add_argument('--pipeline-binary', default=None,
                    help='run this already-built pipeline bench (target/release/deps/pipeline-*) instead of cargo bench')
     p.add_argument('--cargo-timeout', type=float, default=3600.0, help='seconds allowed for cargo bench')
