@@ -45,16 +45,25 @@ fn classify(
     (replies, stderr)
 }
 
-#[test]
-fn arm64_and_x86_64_bootstraps_agree() {
+/// The x86_64 bootstrap, the arm64 one and the emulator that runs it, or `None` (said) when CI
+/// did not name the two builds.
+fn bootstraps() -> Option<(String, String, String)> {
     let (Ok(x86), Ok(arm64)) = (
         std::env::var("X86_BOOTSTRAP"),
         std::env::var("ARM64_BOOTSTRAP"),
     ) else {
         eprintln!("skipped: set X86_BOOTSTRAP and ARM64_BOOTSTRAP to the two deployed binaries");
-        return;
+        return None;
     };
     let qemu = std::env::var("QEMU").unwrap_or_else(|_| "qemu-aarch64".into());
+    Some((x86, arm64, qemu))
+}
+
+#[test]
+fn arm64_and_x86_64_bootstraps_agree() {
+    let Some((x86, arm64, qemu)) = bootstraps() else {
+        return;
+    };
     let (x86_replies, x86_log) = classify(&x86, &[], std::env::var("X86_MODEL_PATH").ok());
     let (arm_replies, arm_log) = classify(&qemu, &[arm64], None);
     for (what, log) in [("x86_64", &x86_log), ("arm64", &arm_log)] {
@@ -72,14 +81,9 @@ fn arm64_and_x86_64_bootstraps_agree() {
 /// would): the project's own operators run its dense blocks, with NEON on arm64.
 #[test]
 fn arm64_and_x86_64_agree_on_densenet_with_the_own_operators() {
-    let (Ok(x86), Ok(arm64)) = (
-        std::env::var("X86_BOOTSTRAP"),
-        std::env::var("ARM64_BOOTSTRAP"),
-    ) else {
-        eprintln!("skipped: set X86_BOOTSTRAP and ARM64_BOOTSTRAP to the two deployed binaries");
+    let Some((x86, arm64, qemu)) = bootstraps() else {
         return;
     };
-    let qemu = std::env::var("QEMU").unwrap_or_else(|_| "qemu-aarch64".into());
     let dir = tempfile::tempdir().unwrap();
     let nnef = dir.path().join("densenet121.nnef.tar");
     let status = Command::new(&x86)
