@@ -26,6 +26,9 @@ fn classify(
         command.arg(common::sample(name));
     }
     command.env_remove("MODEL_PATH");
+    // Emulated, a DenseNet-121 inference takes seconds to tens of seconds (more while CI builds
+    // beside it): no request timeout is what is checked here.
+    command.env("REQUEST_TIMEOUT_SECS", "3600");
     if let Some(model) = model {
         command.env("MODEL_PATH", model);
     }
