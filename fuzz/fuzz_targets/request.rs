@@ -42,6 +42,9 @@ const fn decode_options(jpeg_dct_scaling: bool) -> DecodeOptions {
         max_dimension: 2048,
         max_alloc_bytes: 64 << 20,
         jpeg_dct_scaling,
+        // 100 ms of estimated decoding per input, as the memory limit is small: each input's
+        // work stays bounded, and the refusal path is exercised.
+        max_work_ns: 100_000_000,
     }
 }
 const MAX_DIMENSION: u32 = decode_options(true).max_dimension;
