@@ -133,9 +133,9 @@ fn form(bytes: &[u8]) -> (String, Vec<u8>) {
 fn post(url: &str, bytes: &[u8]) -> (u16, Duration) {
     let (content_type, body) = form(bytes);
     let start = Instant::now();
-    // Generous: under `cargo lambda watch` the first request waits for the function's build.
+    // Generous: the first request also loads the model, on a machine that may be busy.
     let response = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(900))
+        .timeout(Duration::from_secs(120))
         .build()
         .unwrap()
         .post(format!("{url}/predict"))

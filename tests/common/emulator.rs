@@ -1,5 +1,11 @@
-//! cargo-lambda's emulator (`cargo lambda watch`) running the function: the real Lambda runtime
-//! loop, for the tests that need it. Needs `cargo lambda` (`pip install cargo-lambda`).
+//! cargo-lambda's emulator (`cargo lambda watch --only-lambda-apis`) with the function this test
+//! build made running against it: the real Lambda runtime loop, for the tests that need it.
+//! Needs `cargo lambda` (`pip install cargo-lambda`).
+//!
+//! The emulator only serves the Runtime and invoke APIs; the function is the binary `cargo test`
+//! built, started here. (Left to start the function itself, `cargo lambda watch` builds it with
+//! `cargo run`, without the dev-dependencies' features: a second build of tokio, hyper, rustls
+//! and everything above them, minutes on 2 cores.)
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -7,19 +13,26 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `cargo lambda watch` and the function it runs, inside a PID namespace of their own
-/// (`unshare --pid --kill-child`): killing `unshare` ends every process in it, and nothing the
-/// emulator signals on shutdown can reach processes outside.
+/// The function's name in the emulator's URLs (`/lambda-url/densenet-lambda/…`, `cargo lambda
+/// invoke densenet-lambda`).
+const FUNCTION: &str = "densenet-lambda";
+
+/// The emulator, inside a PID namespace of its own (`unshare --pid --kill-child`: killing
+/// `unshare` ends every process in it, and nothing the emulator signals on shutdown can reach
+/// processes outside), and the function.
 pub struct Emulator {
-    child: Child,
+    emulator: Child,
+    function: Child,
     /// Its port on 127.0.0.1.
     pub port: u16,
 }
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in [&mut self.function, &mut self.emulator] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -28,8 +41,8 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `cargo lambda watch` on a free port, the function's environment set to `env`, once it
-/// listens.
+/// The emulator on a free port and the function polling it, the function's environment set to
+/// `env`, once the emulator listens.
 pub fn lambda_emulator(env: &[(&str, &str)]) -> Emulator {
     let version = Command::new("cargo").args(["lambda", "--version"]).output();
     assert!(
@@ -41,7 +54,7 @@ pub fn lambda_emulator(env: &[(&str, &str)]) -> Emulator {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new("unshare")
+    let mut emulator = Command::new("unshare")
         .args([
             "--pid",
             "--fork",
@@ -50,10 +63,9 @@ pub fn lambda_emulator(env: &[(&str, &str)]) -> Emulator {
             "cargo",
             "lambda",
             "watch",
-            "--ignore-changes",
+            "--only-lambda-apis",
         ])
         .args(["-A", "127.0.0.1", "-P", &port.to_string()])
-        .envs(env.iter().copied())
         .current_dir(root())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -61,14 +73,33 @@ pub fn lambda_emulator(env: &[(&str, &str)]) -> Emulator {
         .process_group(0)
         .spawn()
         .unwrap();
-    let emulator = Emulator { child, port };
     let deadline = Instant::now() + Duration::from_secs(120);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "cargo lambda watch did not open port {port}"
-        );
+        if Instant::now() > deadline {
+            let _ = emulator.kill();
+            panic!("cargo lambda watch did not open port {port}");
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
-    emulator
+    // What the emulator says a function run beside it needs (`--only-lambda-apis` prints it),
+    // with the function's name in the Runtime API's path.
+    let function = Command::new(env!("CARGO_BIN_EXE_densenet-lambda"))
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{port}/.rt/{FUNCTION}"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Emulator {
+        emulator,
+        function,
+        port,
+    }
 }
