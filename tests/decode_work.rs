@@ -218,10 +218,7 @@ fn the_lambda_runtime_stops_an_invocation_that_timed_out() {
         ("REQUEST_TIMEOUT_SECS", "1"),
         ("MAX_DECODE_MS", "100000"),
     ]);
-    let url = format!(
-        "http://127.0.0.1:{}/lambda-url/densenet-lambda",
-        emulator.port
-    );
+    let url = emulator.function_url();
     let usual = usual(&url);
     next_request_is_not_held_up(&url, usual, || {
         let (status, _) = post(&url, &scan_bomb());

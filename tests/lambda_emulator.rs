@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::emulator::{lambda_emulator, root, Emulator};
+use common::emulator::{lambda_emulator, root, Emulator, FUNCTION};
 use reqwest::blocking::{multipart, Client};
 
 fn invoke(emulator: &Emulator, event: &Path) -> serde_json::Value {
@@ -23,7 +23,7 @@ fn invoke(emulator: &Emulator, event: &Path) -> serde_json::Value {
             "--data-file",
         ])
         .arg(event)
-        .arg("densenet-lambda")
+        .arg(FUNCTION)
         .current_dir(root())
         .output()
         .unwrap();
@@ -62,10 +62,7 @@ fn runtime_loop_answers_every_event_and_the_function_url() {
     }
 
     // The tutorial's curl, through the emulated Function URL.
-    let base = format!(
-        "http://127.0.0.1:{}/lambda-url/densenet-lambda",
-        emulator.port
-    );
+    let base = emulator.function_url();
     let client = Client::builder()
         .timeout(Duration::from_secs(120))
         .build()

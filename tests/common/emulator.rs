@@ -13,9 +13,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The function's name in the emulator's URLs (`/lambda-url/densenet-lambda/…`, `cargo lambda
-/// invoke densenet-lambda`).
-const FUNCTION: &str = "densenet-lambda";
+/// The function's name in the emulator's URLs ([`Emulator::function_url`]) and for `cargo lambda
+/// invoke`.
+pub const FUNCTION: &str = "densenet-lambda";
 
 /// The emulator, inside a PID namespace of its own (`unshare --pid --kill-child`: killing
 /// `unshare` ends every process in it, and nothing the emulator signals on shutdown can reach
@@ -25,6 +25,13 @@ pub struct Emulator {
     function: Child,
     /// Its port on 127.0.0.1.
     pub port: u16,
+}
+
+impl Emulator {
+    /// The function's emulated Function URL, without a trailing slash.
+    pub fn function_url(&self) -> String {
+        format!("http://127.0.0.1:{}/lambda-url/{FUNCTION}", self.port)
+    }
 }
 
 impl Drop for Emulator {
