@@ -1,5 +1,6 @@
-//! Where the time of the project's own operator goes on DenseNet-121 (its four dense blocks and
-//! three transitions): the GMAC/s of the 1×1 and 3×3 convolutions and the time around them.
+//! Where the time of the project's own operator goes on DenseNet-121 (its stem, four dense blocks
+//! and three transitions): the GMAC/s of the stem's, the 1×1 and the 3×3 convolutions and the time
+//! around them.
 //!
 //!     cargo run --release --example dense_blocks -- [MODEL.onnx] [ITERS] [ISA] [CONV3X3]
 //!
@@ -43,7 +44,11 @@ fn main() {
     println!("cpu {}\nisa {}, 3×3 {conv3x3:?}", cpu(), isa.name());
     let mut model =
         decluttered_from_onnx(&std::fs::read(&path).expect("read model")).expect("load");
-    ops::fuse_with(&mut model, &ops::Options { conv3x3 }).expect("fuse");
+    let options = ops::Options {
+        conv3x3,
+        ..ops::Options::default()
+    };
+    ops::fuse_with(&mut model, &options).expect("fuse");
     let op: DenseBlocks = model
         .nodes()
         .iter()
@@ -56,7 +61,7 @@ fn main() {
         .collect();
     let mut output = vec![0.0; oc * oh * ow];
     op.run(isa, &input, &mut output);
-    let (mut all, mut pw, mut c3, mut lay) = (vec![], vec![], vec![], vec![]);
+    let (mut all, mut pw, mut c3, mut lay, mut st) = (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..iters {
         let mut t = StepTimes::default();
         let start = Instant::now();
@@ -65,9 +70,26 @@ fn main() {
         pw.push(t.pointwise.as_secs_f64() * 1e3);
         c3.push(t.conv3x3.as_secs_f64() * 1e3);
         lay.push(t.layout.as_secs_f64() * 1e3);
+        st.push(t.stem.as_secs_f64() * 1e3);
     }
     let (mp, mc) = op.macs();
-    let (all, pw, c3, lay) = (fastest(all), fastest(pw), fastest(c3), fastest(lay));
+    let (all, pw, c3, lay, st) = (
+        fastest(all),
+        fastest(pw),
+        fastest(c3),
+        fastest(lay),
+        fastest(st),
+    );
+    if let Some(stem) = &op.stem {
+        println!(
+            "stem {}×{}×{} → {}: {st:.2} ms, {:.1} GMAC/s (convolution, ReLU and pool)",
+            stem.channels,
+            stem.size.0,
+            stem.size.1,
+            stem.outputs(),
+            stem.macs() as f64 / st / 1e6
+        );
+    }
     println!(
         "{} stages {c}×{h}×{w} → {oc}×{oh}×{ow}: {all:.2} ms | 1×1 (blocks) {pw:.2} ms | 3×3 {c3:.2} ms, {:.1} GMAC/s as direct | transitions and layout {lay:.2} ms",
         op.stages.len(),
@@ -82,6 +104,7 @@ fn main() {
     // Each stage alone: the convolutions' speed per image size.
     for (i, stage) in op.stages.iter().enumerate() {
         let one = DenseBlocks {
+            stem: None,
             stages: vec![stage.clone()],
         };
         let (c, h, w) = one.input();

@@ -7,7 +7,8 @@
 //!
 //! A SPEC is a comma list of `rewrite=0|1` (the graph rewrites of `src/model/rewrite.rs`, on by
 //! default), `ops=0|1|direct|winograd2|winograd4|auto` (the project's own operators of `src/model/ops`, on by
-//! default: off, or with the 3×3 convolutions computed one way), `kernel=NAME` (every f32 product that can run tract kernel NAME runs it:
+//! default: off, or with the 3×3 convolutions computed one way), `stem=0|1` (whether the network's
+//! stem joins them, on by default; after `ops=`), `kernel=NAME` (every f32 product that can run tract kernel NAME runs it:
 //! `kernels::with_kernel`; `kernel=tract` ignores `src/model/kernels.rs`'s measurements), and `TRACT_…=VALUE` (a scopable tract knob, e.g.
 //! `TRACT_LAZY_IM2COL_MIN_KERNEL=100` for eager im2col, entered around the optimisation). Default
 //! variants: `tract=rewrite=0,kernel=tract,ops=0` (the graph as written, tract's operators and choices),
@@ -49,15 +50,24 @@ fn prepare(
                     "0" => None,
                     "direct" => Some(ops::Options {
                         conv3x3: ops::Conv3x3Method::Direct,
+                        ..own_ops.unwrap_or_default()
                     }),
                     "winograd2" => Some(ops::Options {
                         conv3x3: ops::Conv3x3Method::Winograd2,
+                        ..own_ops.unwrap_or_default()
                     }),
                     "winograd4" => Some(ops::Options {
                         conv3x3: ops::Conv3x3Method::Winograd4,
+                        ..own_ops.unwrap_or_default()
                     }),
-                    _ => Some(ops::Options::default()),
+                    _ => Some(own_ops.unwrap_or_default()),
                 }
+            }
+            "stem" => {
+                own_ops = own_ops.map(|o| ops::Options {
+                    stem: value != "0",
+                    ..o
+                })
             }
             "kernel" => kernel = Some(&*Box::leak(value.to_string().into_boxed_str())),
             _ => knobs.push((key, value)),

@@ -109,6 +109,7 @@ fn arm64_and_x86_64_agree_on_densenet_with_the_own_operators() {
             .unwrap_or_else(|| panic!("{what}: no load line in {log}"));
         eprintln!("{what}: {loaded}");
         assert!(loaded.contains("dense_blocks=4"), "{loaded}");
+        assert!(loaded.contains("stems=1"), "{loaded}");
         assert!(loaded.contains(isa), "{loaded}");
     }
     agree(&x86_replies, &arm_replies);

@@ -143,6 +143,12 @@ fn nnef_conversion_gives_the_same_logits() {
     // archive back in another form, which the patterns must see through).
     assert_eq!(from_onnx.fused().dense_blocks, 4);
     assert_eq!(from_nnef.fused().dense_blocks, 4);
+    assert_eq!(from_onnx.fused().stems, 1);
+    assert_eq!(
+        from_nnef.fused().stems,
+        1,
+        "the stem read back from the archive"
+    );
     for (name, _) in SAMPLES {
         let tensor = read_npy_f32(name);
         let logits = from_nnef.run(&tensor).unwrap();

@@ -1,12 +1,14 @@
 //! The project's own operators answer what tract's own operators answer for the nodes they
-//! replace: dense blocks of random shapes, weights and batch-norm statistics (built as ONNX, so
-//! the pattern is the one tract's importer makes), with every instruction set this CPU has, on
-//! one thread and on two; and whole DenseNet-121 graphs.
+//! replace: dense blocks of random shapes, weights and batch-norm statistics, behind a stem
+//! (convolution, batch norm, ReLU, max pool) of random shape or not (built as ONNX, so the
+//! pattern is the one tract's importer makes), with every instruction set this CPU has, on one
+//! thread and on two; and whole DenseNet-121 graphs.
 
 mod common;
 
 use densenet_lambda::model::decluttered_from_onnx;
 use densenet_lambda::model::ops::isa::Isa;
+use densenet_lambda::model::ops::stem::Window;
 use densenet_lambda::model::ops::{self, Conv3x3Method, DenseBlocks, Options};
 use densenet_lambda::weights::densenet::{onnx_model, parameters, Weights};
 use prost::Message;
@@ -134,6 +136,57 @@ impl Onnx {
         self.node("Conv", name, &[x, &w], attributes)
     }
 
+    /// A convolution of any square window, stride and padding (a network's stem).
+    fn strided_conv(
+        &mut self,
+        name: &str,
+        x: &str,
+        inputs: usize,
+        outputs: usize,
+        window: Window,
+    ) -> String {
+        let side = window.size;
+        let bound = 1.0 / ((inputs * side * side) as f32).sqrt();
+        let values = self
+            .random
+            .values(outputs * inputs * side * side, -bound, bound);
+        let w = self.weight(
+            &format!("{name}.weight"),
+            &[outputs, inputs, side, side],
+            values,
+        );
+        let (s, p) = (window.stride as i64, window.padding as i64);
+        let attributes = vec![
+            ints("kernel_shape", &[side as i64, side as i64]),
+            ints("pads", &[p, p, p, p]),
+            ints("strides", &[s, s]),
+        ];
+        self.node("Conv", name, &[x, &w], attributes)
+    }
+
+    /// A max pool; `ceil_mode` as ONNX has it.
+    fn max_pool(&mut self, name: &str, x: &str, window: Window, ceil_mode: bool) -> String {
+        let (k, s, p) = (
+            window.size as i64,
+            window.stride as i64,
+            window.padding as i64,
+        );
+        let mut attributes = vec![
+            ints("kernel_shape", &[k, k]),
+            ints("pads", &[p, p, p, p]),
+            ints("strides", &[s, s]),
+        ];
+        if ceil_mode {
+            attributes.push(AttributeProto {
+                name: "ceil_mode".into(),
+                r#type: AttributeType::Int as i32,
+                i: 1,
+                ..AttributeProto::default()
+            });
+        }
+        self.node("MaxPool", name, &[x], attributes)
+    }
+
     /// A 2×2 average pool of stride 2.
     fn average_pool(&mut self, name: &str, x: &str) -> String {
         let ints = |name: &str, v: &[i64]| AttributeProto {
@@ -212,6 +265,16 @@ impl Onnx {
     }
 }
 
+/// An ONNX `ints` attribute.
+fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..AttributeProto::default()
+    }
+}
+
 /// Parses and declutters an ONNX model with the given input shape (the service's own
 /// `decluttered_from_onnx` fixes the input to 224×224).
 fn decluttered_dense(bytes: &[u8], shape: [usize; 4]) -> TypedModel {
@@ -239,12 +302,75 @@ struct Shape {
     last_transition: bool,
     /// The transitions' convolution before their pool (tract's graph rewrite pools first).
     conv_first: bool,
+    /// A stem before the first block, and its input.
+    stem: Option<StemShape>,
+}
+
+/// A stem: `input channels × height × width → convolution → batch norm → ReLU → max pool`,
+/// whose output is the first block's input.
+struct StemShape {
+    channels: usize,
+    height: usize,
+    width: usize,
+    conv: Window,
+    pool: Window,
+    ceil_mode: bool,
+}
+
+impl Shape {
+    /// The model's input.
+    fn input(&self) -> [usize; 4] {
+        match &self.stem {
+            Some(s) => [1, s.channels, s.height, s.width],
+            None => [1, self.channels, self.height, self.width],
+        }
+    }
+}
+
+/// A random stem whose output is at least `min` pixels on each side, and that output's size.
+fn random_stem(random: &mut Random, min: usize) -> (StemShape, usize, usize) {
+    loop {
+        // 3×3 to 7×7: tract makes a 1×1 convolution a matrix product, which the stem's pattern
+        // does not read (no network has such a stem).
+        let side = 2 * random.int(1, 3) + 1;
+        let conv = Window {
+            size: side,
+            stride: random.int(1, 2),
+            padding: random.int(0, side / 2),
+        };
+        let pool = Window {
+            size: 3,
+            stride: 2,
+            padding: random.int(0, 1),
+        };
+        let (height, width) = (random.int(1, 60), random.int(1, 60));
+        let out = |n: usize| pool.outputs(conv.outputs(n)?);
+        if let (Some(h), Some(w)) = (out(height), out(width)) {
+            if h >= min && w >= min {
+                let stem = StemShape {
+                    channels: random.int(1, 4),
+                    height,
+                    width,
+                    conv,
+                    pool,
+                    ceil_mode: false,
+                };
+                return (stem, h, w);
+            }
+        }
+    }
 }
 
 fn dense_block_model(shape: &Shape, seed: u64) -> TypedModel {
     let mut g = Onnx::new(seed);
     let mut x = "input".to_string();
     let mut channels = shape.channels;
+    if let Some(stem) = &shape.stem {
+        x = g.strided_conv("conv0", &x, stem.channels, channels, stem.conv);
+        x = g.batch_norm("norm0", &x, channels);
+        x = g.node("Relu", "relu0", &[&x], vec![]);
+        x = g.max_pool("pool0", &x, stem.pool, stem.ceil_mode);
+    }
     for b in 0..shape.blocks {
         let mut features = vec![x.clone()];
         for l in 0..shape.layers {
@@ -284,7 +410,7 @@ fn dense_block_model(shape: &Shape, seed: u64) -> TypedModel {
             channels = out;
         }
     }
-    g.finish(&x, [1, shape.channels, shape.height, shape.width])
+    g.finish(&x, shape.input())
 }
 
 fn input_for(shape: [usize; 4], seed: u64) -> Tensor {
@@ -324,21 +450,30 @@ fn dense_blocks_of_random_shapes_answer_as_tract_does() {
         let last_transition = random.int(0, 1) == 1;
         // Room for each transition's halving (and odd sizes, which a pool's halving floors).
         let halvings = blocks - 1 + usize::from(last_transition);
+        let mut height = random.int(1, 13) << halvings | random.int(0, 1);
+        let mut width = random.int(1, 13) << halvings | random.int(0, 1);
+        // Every other case behind a stem, whose output sets the blocks' size.
+        let stem = (case % 2 == 1).then(|| {
+            let (stem, h, w) = random_stem(&mut random, 1 << halvings);
+            (height, width) = (h, w);
+            stem
+        });
         let shape = Shape {
             // Two channels at least: tract turns a 1×1 convolution of one channel into another
             // operation, which the pattern leaves to tract.
             channels: random.int(2, 40),
-            height: random.int(1, 13) << halvings | random.int(0, 1),
-            width: random.int(1, 13) << halvings | random.int(0, 1),
+            height,
+            width,
             layers: random.int(1, 4),
             bottleneck: random.int(1, 40),
             growth: random.int(1, 20),
             blocks,
             last_transition,
             conv_first: random.int(0, 1) == 1,
+            stem,
         };
         let model = dense_block_model(&shape, 1000 + case);
-        let input_shape = [1, shape.channels, shape.height, shape.width];
+        let input_shape = shape.input();
         let input = input_for(input_shape, case);
         let want = run(&model, &input);
 
@@ -349,10 +484,21 @@ fn dense_blocks_of_random_shapes_answer_as_tract_does() {
             Conv3x3Method::Auto,
         ] {
             let mut fused = model.clone();
-            let done = ops::fuse_with(&mut fused, &Options { conv3x3: method }).unwrap();
+            let options = Options {
+                conv3x3: method,
+                ..Options::default()
+            };
+            let done = ops::fuse_with(&mut fused, &options).unwrap();
+            let stem = shape.stem.as_ref().map(|s| {
+                format!(
+                    "stem {}ch {}x{} conv {:?} pool {:?}, ",
+                    s.channels, s.height, s.width, s.conv, s.pool
+                )
+            });
             let label = format!(
-                "case {case} ({method:?}): {}ch {}x{}, {} blocks of {} layers, bottleneck {}, \
+                "case {case} ({method:?}): {}{}ch {}x{}, {} blocks of {} layers, bottleneck {}, \
                  growth {}, last transition {}, conv first {}",
+                stem.unwrap_or_default(),
                 shape.channels,
                 shape.height,
                 shape.width,
@@ -381,6 +527,8 @@ fn dense_blocks_of_random_shapes_answer_as_tract_does() {
                 .count();
             let want_transitions = shape.blocks - 1 + usize::from(shape.last_transition);
             assert_eq!(transitions, want_transitions, "{label}");
+            assert_eq!(done.stems, usize::from(shape.stem.is_some()), "{label}");
+            assert_eq!(ops[0].stem.is_some(), shape.stem.is_some(), "{label}");
             let block = ops[0].clone();
             // The operator itself, with each instruction set.
             let x = input
@@ -423,6 +571,7 @@ fn what_does_not_fit_the_pattern_is_left_to_tract() {
         blocks: 1,
         last_transition: false,
         conv_first: false,
+        stem: None,
     };
     let mut model = dense_block_model(&shape, 7);
     let y = model.node_by_name("conv2_0_0").map(|n| n.id);
@@ -442,6 +591,47 @@ fn what_does_not_fit_the_pattern_is_left_to_tract() {
     let outputs = [model.output_outlets().unwrap()[0], y];
     model.select_output_outlets(&outputs).unwrap();
     assert_eq!(ops::fuse(&mut model).unwrap().dense_blocks, 0);
+}
+
+#[test]
+fn a_stem_whose_pool_rounds_up_is_left_to_tract() {
+    // ONNX's `ceil_mode` adds a last, partial pool window: not what the stem computes. The
+    // blocks still fuse; the stem stays tract's, and the answers agree.
+    let stem = StemShape {
+        channels: 3,
+        height: 20,
+        width: 18,
+        conv: Window {
+            size: 7,
+            stride: 2,
+            padding: 3,
+        },
+        pool: Window {
+            size: 3,
+            stride: 2,
+            padding: 0,
+        },
+        ceil_mode: true,
+    };
+    let shape = Shape {
+        channels: 8,
+        height: 0,
+        width: 0,
+        layers: 2,
+        bottleneck: 12,
+        growth: 4,
+        blocks: 1,
+        last_transition: false,
+        conv_first: false,
+        stem: Some(stem),
+    };
+    let model = dense_block_model(&shape, 11);
+    let input = input_for(shape.input(), 11);
+    let want = run(&model, &input);
+    let mut fused = model.clone();
+    let done = ops::fuse(&mut fused).unwrap();
+    assert_eq!((done.dense_blocks, done.stems), (1, 0));
+    assert!(relative_error(&run(&fused, &input), &want) < 1e-5);
 }
 
 #[test]
@@ -484,8 +674,13 @@ fn densenet121_answers_as_tract_does() {
             Conv3x3Method::Auto,
         ] {
             let mut fused = decluttered.clone();
-            let done = ops::fuse_with(&mut fused, &Options { conv3x3: method }).unwrap();
+            let options = Options {
+                conv3x3: method,
+                ..Options::default()
+            };
+            let done = ops::fuse_with(&mut fused, &options).unwrap();
             assert_eq!(done.dense_blocks, 4, "{name}");
+            assert_eq!(done.stems, 1, "{name}: the stem joins the operator");
             let ops = fused
                 .nodes()
                 .iter()

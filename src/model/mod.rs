@@ -275,9 +275,9 @@ impl LazyModel {
                             .join(",");
                         // What runs the model: the blocks the project's own operators took
                         // over (and their instruction set), tract's kernels for the rest.
-                        let dense_blocks = m.fused.dense_blocks;
+                        let (dense_blocks, stems) = (m.fused.dense_blocks, m.fused.stems);
                         let isa = ops::isa::Isa::best().name();
-                        tracing::info!(model = %self.source.describe(), load_ms = m.load_time.as_millis() as u64, classes = m.classes, dense_blocks, isa, kernels, "model loaded")
+                        tracing::info!(model = %self.source.describe(), load_ms = m.load_time.as_millis() as u64, classes = m.classes, dense_blocks, stems, isa, kernels, "model loaded")
                     }
                     Err(e) => tracing::error!(model = %self.source.describe(), error = %e, "model load failed"),
                 }

@@ -76,6 +76,8 @@ pub struct StepTimes {
     pub pointwise: Duration,
     /// The 3×3 convolutions.
     pub conv3x3: Duration,
+    /// The stem ([`super::stem`]), when the operator has one.
+    pub stem: Duration,
 }
 
 impl DenseBlock {

@@ -1,6 +1,7 @@
 //! The operator tract's graph runs: a chain of DenseNet stages, each a dense block
 //! ([`super::dense_block`]) and the transition that follows it, if any
-//! ([`super::transition`]). One block alone is a chain of one; consecutive blocks are merged
+//! ([`super::transition`]), optionally behind the network's stem ([`super::stem`]), which then
+//! writes straight into the first block's buffer. One block alone is a chain of one; consecutive blocks are merged
 //! into one chain, so that between them the image stays in the operators' pixel-major buffers:
 //! only the chain's input and output are transposed from and to tract's NCHW tensors, and a
 //! transition writes its output straight into the next block's buffer.
@@ -14,6 +15,7 @@ use super::dense_block::{DenseBlock, StepTimes};
 use super::isa::Isa;
 use super::layout::transpose;
 use super::parallel::threads;
+use super::stem::Stem;
 use super::transition::Transition;
 
 /// A dense block and the transition after it.
@@ -39,6 +41,9 @@ impl Stage {
 /// DenseNet's stages from one dense block's input to the last one's output, as one operator.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DenseBlocks {
+    /// The stem before the first stage, when the graph has one there: the operator then takes
+    /// the image.
+    pub stem: Option<Arc<Stem>>,
     /// The stages, in order; each takes the previous one's output. Shared: tract clones
     /// operators as it rewrites and compacts the graph, and a stage holds megabytes of weights.
     pub stages: Vec<Arc<Stage>>,
@@ -50,6 +55,9 @@ impl Eq for DenseBlocks {}
 impl DenseBlocks {
     /// The input: channels, height, width.
     pub fn input(&self) -> (usize, usize, usize) {
+        if let Some(stem) = &self.stem {
+            return (stem.channels, stem.size.0, stem.size.1);
+        }
         let block = &self.stages[0].block;
         (block.inputs, block.height, block.width)
     }
@@ -63,6 +71,12 @@ impl DenseBlocks {
     pub fn check(&self) -> Result<(), String> {
         let mut input = self.stages.first().ok_or("no stage")?.block.inputs;
         let mut size = (self.stages[0].block.height, self.stages[0].block.width);
+        if let Some(stem) = &self.stem {
+            stem.check()?;
+            if (stem.outputs(), stem.output_size()) != (input, Some(size)) {
+                return Err("the first stage does not take the stem's output".into());
+            }
+        }
         for stage in &self.stages {
             let block = &stage.block;
             if (block.inputs, block.height, block.width) != (input, size.0, size.1) {
@@ -80,7 +94,8 @@ impl DenseBlocks {
     }
 
     /// Multiply-adds of one run: the 1×1 convolutions' (transitions included) and the 3×3
-    /// convolutions' (as a direct convolution computes them).
+    /// convolutions' (as a direct convolution computes them); the stem's are
+    /// [`Stem::macs`].
     pub fn macs(&self) -> (usize, usize) {
         self.stages.iter().fold((0, 0), |(p, c), stage| {
             let (bp, bc) = stage.block.macs();
@@ -105,15 +120,23 @@ impl DenseBlocks {
         let first = &self.stages[0].block;
         let mut block = vec![0.0f32; first.height * first.width * first.outputs()];
         let pixels = first.height * first.width;
-        transpose(
-            input,
-            pixels,
-            first.inputs,
-            pixels,
-            &mut block,
-            first.outputs(),
-        );
-        times.layout += start.elapsed();
+        match &self.stem {
+            Some(stem) => {
+                stem.run(isa, input, &mut block, first.outputs(), parts);
+                times.stem += start.elapsed();
+            }
+            None => {
+                transpose(
+                    input,
+                    pixels,
+                    first.inputs,
+                    pixels,
+                    &mut block,
+                    first.outputs(),
+                );
+                times.layout += start.elapsed();
+            }
+        }
         for (i, stage) in self.stages.iter().enumerate() {
             stage.block.run(isa, &mut block, parts, times);
             let start = Instant::now();
@@ -169,10 +192,12 @@ impl Op for DenseBlocks {
         let (c, h, w) = self.input();
         let (oc, oh, ow) = self.output();
         let (pointwise, conv3x3) = self.macs();
+        let stem = self.stem.as_ref().map_or(0, |s| s.macs());
         Ok(vec![format!(
-            "{} stages, {c}×{h}×{w} → {oc}×{oh}×{ow}, {:.0} MMAC",
+            "{}{} stages, {c}×{h}×{w} → {oc}×{oh}×{ow}, {:.0} MMAC",
+            if stem > 0 { "stem and " } else { "" },
             self.stages.len(),
-            (pointwise + conv3x3) as f64 / 1e6
+            (pointwise + conv3x3 + stem) as f64 / 1e6
         )])
     }
 
@@ -218,9 +243,10 @@ impl TypedOp for DenseBlocks {
 
     fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
         let (pointwise, conv3x3) = self.macs();
+        let stem = self.stem.as_ref().map_or(0, |s| s.macs());
         Ok(tvec!((
             Cost::FMA(f32::datum_type()),
-            (pointwise + conv3x3).into()
+            (pointwise + conv3x3 + stem).into()
         )))
     }
 

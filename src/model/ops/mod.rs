@@ -1,13 +1,14 @@
 //! The project's own operators inside tract's graph, for the patterns where tract's generic
-//! operators are slow: DenseNet's dense blocks and the transitions between them (see
+//! operators are slow: DenseNet's stem, its dense blocks and the transitions between them (see
 //! [`dense_blocks`]). They are matched by pattern
 //! on the decluttered graph when a model is loaded (ONNX or NNEF alike) and replace exactly the
 //! nodes they compute; whatever does not match runs through tract's own operators, and tract
 //! optimises the rest of the graph around them.
 //!
-//! - [`dense_blocks`]: the operator: dense blocks and transitions, chained;
+//! - [`dense_blocks`]: the operator: dense blocks and transitions, chained, behind the stem;
 //! - [`dense_block`]: a dense block over one buffer, no concatenation;
 //! - [`transition`]: batch norm, ReLU, pool and 1×1 convolution in two passes;
+//! - [`stem`]: the network's first convolution, ReLU and max pool, into the first block;
 //! - [`pointwise`], [`conv3x3`]: the convolutions, as jobs for one thread;
 //! - [`winograd`]: 3×3 convolutions with 2.25× or 4× fewer multiply-adds;
 //! - [`gemm`]: the matrix-product micro-kernel everything is built on;
@@ -24,6 +25,7 @@ pub mod layout;
 pub mod parallel;
 pub mod pattern;
 pub mod pointwise;
+pub mod stem;
 pub mod transition;
 pub mod winograd;
 
@@ -33,6 +35,7 @@ pub use conv3x3::{Conv3x3, Conv3x3Method};
 pub use dense_block::{DenseBlock, DenseLayer, StepTimes};
 pub use dense_blocks::{DenseBlocks, Stage};
 pub use pattern::Options;
+pub use stem::Stem;
 pub use transition::Transition;
 
 /// What [`fuse`] replaced, for the load log line and the tests.
@@ -40,6 +43,8 @@ pub use transition::Transition;
 pub struct Fused {
     /// Dense blocks now run by [`DenseBlock`].
     pub dense_blocks: usize,
+    /// Stems now run by [`Stem`] (the network's first nodes).
+    pub stems: usize,
 }
 
 /// Replaces every pattern of the model this module has an operator for, in place.
@@ -59,6 +64,13 @@ pub fn fuse_with(model: &mut TypedModel, options: &Options) -> TractResult<Fused
     while let Some(patch) = pattern::consecutive_blocks(model)? {
         patch.apply(model)?;
         model.compact()?;
+    }
+    if options.stem {
+        while let Some(patch) = pattern::stem(model)? {
+            patch.apply(model)?;
+            model.compact()?;
+            fused.stems += 1;
+        }
     }
     Ok(fused)
 }

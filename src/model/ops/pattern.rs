@@ -12,7 +12,9 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::array::TypedConcat;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, SumPool};
+use tract_onnx::tract_core::ops::cnn::{
+    Conv, KernelFormat, MaxPool, PaddingSpec, PoolSpec, SumPool,
+};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math::{Add, Max, Mul, Sub};
 use tract_onnx::tract_hir::ops::nn::DataFormat;
@@ -21,15 +23,28 @@ use super::conv3x3::{Conv3x3, Conv3x3Method};
 use super::dense_block::{DenseBlock, DenseLayer};
 use super::dense_blocks::{DenseBlocks, Stage};
 use super::gemm::PackedB;
+use super::stem::{Stem, Window};
 use super::transition::Transition;
 use crate::model::rewrite::is_plain_2x2_average;
 
 /// Choices the operators make when they replace nodes; the defaults are the ones measured
 /// fastest.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     /// How 3×3 convolutions are computed.
     pub conv3x3: Conv3x3Method,
+    /// Whether the network's stem (first convolution, ReLU, max pool) joins the first dense
+    /// blocks' operator ([`super::stem`]).
+    pub stem: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            conv3x3: Conv3x3Method::default(),
+            stem: true,
+        }
+    }
 }
 
 /// `x × scale + shift` per channel: what a chain of constant `Mul`s and `Add`s (a batch norm) is.
@@ -537,6 +552,7 @@ fn block_ending_at(
         }
     }
     let op = DenseBlocks {
+        stem: None,
         stages: vec![Arc::new(stage)],
     };
     if op.check().is_err() {
@@ -560,10 +576,14 @@ pub fn consecutive_blocks(model: &TypedModel) -> TractResult<Option<TypedModelPa
         let Some(first) = before.op_as::<DenseBlocks>() else {
             continue;
         };
+        if second.stem.is_some() {
+            continue;
+        }
         if only_successor(model, node.inputs[0])?.is_none() {
             continue;
         }
         let merged = DenseBlocks {
+            stem: first.stem.clone(),
             stages: first.stages.iter().chain(&second.stages).cloned().collect(),
         };
         if merged.check().is_err() {
@@ -576,4 +596,191 @@ pub fn consecutive_blocks(model: &TypedModel) -> TractResult<Option<TypedModelPa
         return Ok(Some(patch));
     }
     Ok(None)
+}
+
+/// A square window of `spec` over NCHW data of `size` (height, width), if it is one: equal
+/// sides and strides, no dilation, the same padding before the rows as before the columns
+/// (explicit, without ONNX's `ceil_mode`, or tract's `Same…` for it). The padding after is
+/// what the output's size implies: the caller checks that size against tract's.
+fn square_window(spec: &PoolSpec, size: (usize, usize)) -> Option<Window> {
+    let &[side, other] = spec.kernel_shape.as_slice() else {
+        return None;
+    };
+    let stride = match spec.strides.as_deref() {
+        None => 1,
+        Some(&[a, b]) if a == b => a,
+        _ => return None,
+    };
+    // `Same…`: the output is the input divided by the stride, rounded up; the padding that
+    // takes is split evenly, its odd one after (`SameUpper`) or before (`SameLower`).
+    let same = |input: usize, upper: bool| {
+        let total = ((input.div_ceil(stride.max(1)) - 1) * stride + side).saturating_sub(input);
+        if upper {
+            total / 2
+        } else {
+            total - total / 2
+        }
+    };
+    let (before, after): (TVec<usize>, TVec<usize>) = match &spec.padding {
+        PaddingSpec::Valid => (tvec![0, 0], tvec![0, 0]),
+        PaddingSpec::Explicit(b, a) | PaddingSpec::ExplicitOnnxPool(b, a, false) => {
+            (b.clone(), a.clone())
+        }
+        PaddingSpec::SameUpper => {
+            let b: TVec<usize> = tvec![same(size.0, true), same(size.1, true)];
+            (b.clone(), b)
+        }
+        PaddingSpec::SameLower => {
+            let b: TVec<usize> = tvec![same(size.0, false), same(size.1, false)];
+            (b.clone(), b)
+        }
+        _ => return None,
+    };
+    let padding = *before.first()?;
+    let even = before.len() == 2 && after.len() == 2 && before.iter().all(|&p| p == padding);
+    // Explicit padding after: the same as before (the window's count assumes it).
+    let explicit = matches!(
+        spec.padding,
+        PaddingSpec::Explicit(..) | PaddingSpec::ExplicitOnnxPool(..)
+    );
+    let after_ok = !explicit || after.iter().all(|&p| p == padding);
+    let undilated = spec
+        .dilations
+        .as_deref()
+        .is_none_or(|d| d.iter().all(|&x| x == 1));
+    (side == other && even && after_ok && undilated && spec.data_format == DataFormat::NCHW)
+        .then_some(Window {
+            size: side,
+            stride,
+            padding,
+        })
+}
+
+/// The first [`DenseBlocks`] without a stem whose input is a stem (a convolution of the image
+/// with its batch norm, ReLU, then a max pool), as a patch running that too: the network's first
+/// nodes, from the image on.
+pub fn stem(model: &TypedModel) -> TractResult<Option<TypedModelPatch>> {
+    for node in model.nodes() {
+        let Some(blocks) = node.op_as::<DenseBlocks>() else {
+            continue;
+        };
+        if blocks.stem.is_some() {
+            continue;
+        }
+        let Some((input, stem)) = stem_before(model, node.inputs[0])? else {
+            continue;
+        };
+        let op = DenseBlocks {
+            stem: Some(Arc::new(stem)),
+            stages: blocks.stages.clone(),
+        };
+        if op.check().is_err() {
+            continue;
+        }
+        let mut patch = TypedModelPatch::new("stem");
+        let wire = patch.tap_model(model, input)?;
+        let out = patch.wire_node(format!("{}.stem", node.name), op, &[wire])?;
+        patch.shunt_outside(model, OutletId::new(node.id, 0), out[0])?;
+        return Ok(Some(patch));
+    }
+    Ok(None)
+}
+
+/// The stem whose output is `x`, and its input: `MaxPool ← ReLU ← (batch norm) ← Conv`, each
+/// node private to the chain.
+fn stem_before(model: &TypedModel, x: OutletId) -> TractResult<Option<(OutletId, Stem)>> {
+    let Some(pool_node) = private_node(model, x)? else {
+        return Ok(None);
+    };
+    let Some(pool) = pool_node.op_as::<MaxPool>() else {
+        return Ok(None);
+    };
+    if pool.with_index_outputs.is_some() || pool_node.inputs.len() != 1 {
+        return Ok(None);
+    }
+    let Some([_, _, conv_height, conv_width]) = nchw(model, pool_node.inputs[0])? else {
+        return Ok(None);
+    };
+    let Some(pool_window) = square_window(&pool.pool_spec, (conv_height, conv_width)) else {
+        return Ok(None);
+    };
+    let Some(relu_node) = private_node(model, pool_node.inputs[0])? else {
+        return Ok(None);
+    };
+    let Some(before_relu) = relu(model, relu_node)? else {
+        return Ok(None);
+    };
+    let Some([_, outputs, _, _]) = nchw(model, before_relu)? else {
+        return Ok(None);
+    };
+    let (conv_out, norm, _) = affine_chain(model, before_relu, outputs)?;
+    let Some(conv_node) = private_node(model, conv_out)? else {
+        return Ok(None);
+    };
+    let Some(conv) = conv_node.op_as::<Conv>() else {
+        return Ok(None);
+    };
+    let Some([_, channels, height, width]) = nchw(model, conv_node.inputs[0])? else {
+        return Ok(None);
+    };
+    let Some(window) = square_window(&conv.pool_spec, (height, width)) else {
+        return Ok(None);
+    };
+    if conv.q_params.is_some()
+        || conv.group != 1
+        || conv.kernel_fmt != KernelFormat::OIHW
+        || conv.pool_spec.output_channels != outputs
+        || !(2..=3).contains(&conv_node.inputs.len())
+    {
+        return Ok(None);
+    }
+    let Some(kernel) = constant(model, conv_node.inputs[1])? else {
+        return Ok(None);
+    };
+    let side = window.size;
+    if kernel.shape() != [outputs, channels, side, side] {
+        return Ok(None);
+    }
+    // The bias: one value per output channel (`[C]`, as tract's `Conv` has it), or one for all.
+    let conv_bias = match conv_node.inputs.get(2) {
+        Some(&bias) => match constant(model, bias)? {
+            Some(bias) if bias.shape() == [outputs] => {
+                Some(bias.try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
+            }
+            Some(bias) => per_channel(&bias, outputs)?,
+            None => None,
+        },
+        None => Some(vec![0.0; outputs]),
+    };
+    let Some(conv_bias) = conv_bias else {
+        return Ok(None);
+    };
+    let kernel = kernel.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+    let k = side * side * channels;
+    let stem = Stem {
+        channels,
+        size: (height, width),
+        conv: window,
+        weights: PackedB::new(k, outputs, |row, o| {
+            let (ky, kx, c) = (
+                row / (side * channels),
+                row / channels % side,
+                row % channels,
+            );
+            kernel[((o * channels + c) * side + ky) * side + kx] * norm.scale[o]
+        }),
+        bias: (0..outputs)
+            .map(|o| conv_bias[o] * norm.scale[o] + norm.shift[o])
+            .collect(),
+        pool: pool_window,
+    };
+    // The graph's shapes are what the stem computes (tract's, not this module's, arithmetic).
+    let fits = stem.check().is_ok()
+        && stem
+            .conv_size()
+            .is_some_and(|(h, w)| nchw(model, conv_out).ok().flatten() == Some([1, outputs, h, w]))
+        && stem
+            .output_size()
+            .is_some_and(|(h, w)| nchw(model, x).ok().flatten() == Some([1, outputs, h, w]));
+    Ok(fits.then_some((conv_node.inputs[0], stem)))
 }
