@@ -19,7 +19,12 @@ arm64 $0.0000133334 per GB-s, + $0.20 per million requests; each cold start adds
 for provided.al2023, shown apart). The arm64 price assumes the x86 duration: it was not measured.
 
     python3 bench/lambda_memory.py --python PEERS/bin/python [--sizes 512,1024,1769,2048,3008,3538]
-        [--threads 1,2] [--requests 20] [--only project,ort] [--markdown-out FILE] [--json-out FILE]
+        [--threads 1,2] [--requests 20] [--rounds 3] [--only project,ort] [--markdown-out FILE]
+        [--json-out FILE]
+
+The whole sweep runs --rounds times (the systems' order alternating between rounds), and each row
+gives the median over the rounds of each figure (peak RSS: the largest), the price from the median
+warm p50: one run on a shared machine moves a row by 10-15%.
 
 Needs root (cgroup v1 at /sys/fs/cgroup/{cpu,memory}) and a release build
 (`cargo build --release --no-default-features`). The groups it creates are removed at the end.
@@ -150,6 +155,24 @@ def run_one(system, mb, threads, args, kitten, archive, tmp):
     return result
 
 
+def combine(rounds):
+    """One row from a configuration's rounds: the median of each figure, the largest peak RSS, the
+    rounds' warm p50s kept for the JSON, and the first error if every round failed."""
+    ok = [r for r in rounds if not r.get('error')]
+    row = dict(rounds[0])
+    if not ok:
+        return row
+    row.pop('error', None)
+    for key in ('cold_start_s', 'p50_ms', 'p90_ms'):
+        values = [r[key] for r in ok if r.get(key) is not None]
+        row[key] = statistics.median(values) if values else None
+    rss = [r['peak_rss_mib'] for r in ok if r.get('peak_rss_mib')]
+    row['peak_rss_mib'] = max(rss) if rss else None
+    row['p50_ms_rounds'] = [r.get('p50_ms') for r in rounds]
+    row['oom_kills'] = sum(r.get('oom_kills') or 0 for r in rounds)
+    return row
+
+
 def read_peak_rss(pid):
     total = 0
     for p in [pid] + compare.descendants(pid):
@@ -205,6 +228,7 @@ def main():
     p.add_argument('--sizes', default='512,1024,1769,2048,3008,3538')
     p.add_argument('--threads', default='1,2')
     p.add_argument('--requests', type=int, default=20)
+    p.add_argument('--rounds', type=int, default=3, help='sweeps; each row is the median over them')
     p.add_argument('--gap-ms', type=float, default=100.0,
                    help='pause between warm requests (lets a quota period refill, as between invocations)')
     p.add_argument('--only', default='project,ort')
@@ -234,19 +258,28 @@ def main():
                         str(args.shared / 'model' / 'densenet121_untrained_seed0.onnx'), str(archive)],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         kitten = compare.multipart((args.shared / 'samples' / 'kitten.jpg').read_bytes(), 'kitten.jpg')
+        runs = {}
+        for round_ in range(args.rounds):
+            print(f'round {round_ + 1} of {args.rounds}', flush=True)
+            order = systems if round_ % 2 == 0 else systems[::-1]
+            for mb in sizes:
+                for t in threads:
+                    for system in order:
+                        r = run_one(system, mb, t, args, kitten, archive, tmp)
+                        runs.setdefault((system, mb, t), []).append(r)
+                        print(f'  {system:<8} {mb:>5} MB {t}t  cold {r.get("cold_start_s") or 0:6.2f} s  '
+                              f'p50 {r.get("p50_ms") or 0:7.1f} ms  p90 {r.get("p90_ms") or 0:7.1f} ms  '
+                              f'RSS {r.get("peak_rss_mib") or 0:5.0f} MiB', flush=True)
         for mb in sizes:
             for t in threads:
                 for system in systems:
-                    r = run_one(system, mb, t, args, kitten, archive, tmp)
+                    r = combine(runs[(system, mb, t)])
                     price(r)
                     results.append(r)
-                    print(f'  {system:<8} {mb:>5} MB {t}t  cold {r.get("cold_start_s") or 0:6.2f} s  '
-                          f'p50 {r.get("p50_ms") or 0:7.1f} ms  p90 {r.get("p90_ms") or 0:7.1f} ms  '
-                          f'RSS {r.get("peak_rss_mib") or 0:5.0f} MiB  '
-                          f'${r.get("usd_per_million_x86_64") or 0:6.2f}/M', flush=True)
         load_end = compare.loadavg()
         header = (f'CPU: {compare.cpu_line()}; load average {" ".join(load_start or ["?"])} at the start, '
-                  f'{" ".join(load_end or ["?"])} at the end; {args.requests} warm kitten requests each, '
+                  f'{" ".join(load_end or ["?"])} at the end; medians of {args.rounds} rounds (peak RSS: the '
+                  f'largest); {args.requests} warm kitten requests each, '
                   f'{args.gap_ms:.0f} ms apart; cgroup v1 quota {PERIOD_US} us periods.')
         table = markdown(results, header)
         print('\n' + table)
