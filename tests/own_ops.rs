@@ -111,29 +111,14 @@ impl Onnx {
         self.node("BatchNormalization", name, &inputs, vec![eps])
     }
 
+    /// A convolution of stride 1, padded to keep the size (a dense layer's or a transition's).
     fn conv(&mut self, name: &str, x: &str, inputs: usize, outputs: usize, side: usize) -> String {
-        let bound = 1.0 / ((inputs * side * side) as f32).sqrt();
-        let values = self
-            .random
-            .values(outputs * inputs * side * side, -bound, bound);
-        let w = self.weight(
-            &format!("{name}.weight"),
-            &[outputs, inputs, side, side],
-            values,
-        );
-        let ints = |name: &str, v: &[i64]| AttributeProto {
-            name: name.into(),
-            r#type: AttributeType::Ints as i32,
-            ints: v.to_vec(),
-            ..AttributeProto::default()
+        let window = Window {
+            size: side,
+            stride: 1,
+            padding: side / 2,
         };
-        let pad = (side / 2) as i64;
-        let attributes = vec![
-            ints("kernel_shape", &[side as i64, side as i64]),
-            ints("pads", &[pad, pad, pad, pad]),
-            ints("strides", &[1, 1]),
-        ];
-        self.node("Conv", name, &[x, &w], attributes)
+        self.strided_conv(name, x, inputs, outputs, window)
     }
 
     /// A convolution of any square window, stride and padding (a network's stem).
@@ -189,12 +174,6 @@ impl Onnx {
 
     /// A 2×2 average pool of stride 2.
     fn average_pool(&mut self, name: &str, x: &str) -> String {
-        let ints = |name: &str, v: &[i64]| AttributeProto {
-            name: name.into(),
-            r#type: AttributeType::Ints as i32,
-            ints: v.to_vec(),
-            ..AttributeProto::default()
-        };
         let attributes = vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])];
         self.node("AveragePool", name, &[x], attributes)
     }
