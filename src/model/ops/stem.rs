@@ -148,6 +148,7 @@ impl Stem {
     }
 
     /// The convolution's rows that the pool's output rows `rows` read.
+    #[inline(always)]
     fn conv_rows(
         &self,
         rows: &std::ops::Range<usize>,
