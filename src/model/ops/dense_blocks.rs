@@ -1,10 +1,11 @@
 //! The operator tract's graph runs: a chain of DenseNet stages, each a dense block
 //! ([`super::dense_block`]) and the transition that follows it, if any
 //! ([`super::transition`]), optionally behind the network's stem ([`super::stem`]), which then
-//! writes straight into the first block's buffer. One block alone is a chain of one; consecutive blocks are merged
-//! into one chain, so that between them the image stays in the operators' pixel-major buffers:
-//! only the chain's input and output are transposed from and to tract's NCHW tensors, and a
-//! transition writes its output straight into the next block's buffer.
+//! writes straight into the first block's buffer. One block alone is a chain of one;
+//! consecutive blocks are merged into one chain, so that between them the image stays in the
+//! operators' pixel-major buffers: only the chain's input and output are transposed from and to
+//! tract's NCHW tensors, and a transition writes its output straight into the next block's
+//! buffer.
 
 use std::time::Instant;
 
@@ -107,6 +108,12 @@ impl DenseBlocks {
         })
     }
 
+    /// Multiply-adds of one run, all of them: the stem's, the 1×1 and the 3×3 convolutions'.
+    pub fn all_macs(&self) -> usize {
+        let (pointwise, conv3x3) = self.macs();
+        pointwise + conv3x3 + self.stem.as_ref().map_or(0, |s| s.macs())
+    }
+
     /// Runs the stages on one NCHW image into `output` (NCHW), with `isa`, sharing the work
     /// between the threads of tract's current executor.
     pub fn run(&self, isa: Isa, input: &[f32], output: &mut [f32]) {
@@ -191,13 +198,11 @@ impl Op for DenseBlocks {
     fn info(&self) -> TractResult<Vec<String>> {
         let (c, h, w) = self.input();
         let (oc, oh, ow) = self.output();
-        let (pointwise, conv3x3) = self.macs();
-        let stem = self.stem.as_ref().map_or(0, |s| s.macs());
         Ok(vec![format!(
             "{}{} stages, {c}×{h}×{w} → {oc}×{oh}×{ow}, {:.0} MMAC",
-            if stem > 0 { "stem and " } else { "" },
+            if self.stem.is_some() { "stem and " } else { "" },
             self.stages.len(),
-            (pointwise + conv3x3 + stem) as f64 / 1e6
+            self.all_macs() as f64 / 1e6
         )])
     }
 
@@ -242,11 +247,9 @@ impl TypedOp for DenseBlocks {
     }
 
     fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
-        let (pointwise, conv3x3) = self.macs();
-        let stem = self.stem.as_ref().map_or(0, |s| s.macs());
         Ok(tvec!((
             Cost::FMA(f32::datum_type()),
-            (pointwise + conv3x3 + stem).into()
+            self.all_macs().into()
         )))
     }
 

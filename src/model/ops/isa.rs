@@ -17,6 +17,21 @@ use super::gemm::{self, Tile, MR};
 /// Lanes of [`Arith::V`]: one AVX2 register, two NEON registers.
 pub const LANES: usize = 8;
 
+/// `LANES` values of `from` starting at `at`, as a fixed-size array for [`Arith::load`] (the
+/// caller checked they exist).
+#[inline(always)]
+pub fn lanes(from: &[f32], at: usize) -> &[f32; LANES] {
+    from[at..at + LANES].try_into().unwrap_or(&[0.0; LANES])
+}
+
+/// The same, to write with [`Arith::store`].
+#[inline(always)]
+pub fn lanes_mut(to: &mut [f32], at: usize) -> &mut [f32; LANES] {
+    (&mut to[at..at + LANES])
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("the caller checked the range"))
+}
+
 /// The arithmetic of one instruction set.
 pub trait Arith: Copy {
     /// [`LANES`] f32 values in registers.

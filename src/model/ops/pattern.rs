@@ -742,6 +742,7 @@ fn stem_before(model: &TypedModel, x: OutletId) -> TractResult<Option<(OutletId,
         return Ok(None);
     }
     // The bias: one value per output channel (`[C]`, as tract's `Conv` has it), or one for all.
+    // Not in `per_channel`: there a `[C]` operand of a binary op would broadcast along the width.
     let conv_bias = match conv_node.inputs.get(2) {
         Some(&bias) => match constant(model, bias)? {
             Some(bias) if bias.shape() == [outputs] => {

@@ -60,7 +60,14 @@ impl<R: Fn(usize) -> usize> Kernel for Pointwise<'_, R> {
         let n = self.weights.n();
         let panels = self.weights.panels();
         let depth = DEPTH.min(k).max(1);
-        let mut activated = vec![0.0f32; BLOCK_TILES * MR * depth];
+        // The activated rows' scratch, only when there is an activation to apply (the stem's
+        // convolution calls this once per block of pixels, with none).
+        let scratch = if self.activation.is_some() {
+            BLOCK_TILES * MR * depth
+        } else {
+            0
+        };
+        let mut activated = vec![0.0f32; scratch];
         let mut acc: Vec<Tile> = vec![[[0.0; NR]; MR]; BLOCK_TILES * panels];
         let end = self.pixels.end;
         for first in self.pixels.clone().step_by(BLOCK_TILES * MR) {

@@ -13,7 +13,7 @@
 //! exists whole.
 
 use super::gemm::{PackedB, MR};
-use super::isa::{Arith, Isa, Kernel, LANES};
+use super::isa::{lanes, lanes_mut, Arith, Isa, Kernel, LANES};
 use super::layout::transpose;
 use super::parallel::{for_each, split};
 use super::pointwise::{Pointwise, BLOCK_TILES};
@@ -330,10 +330,7 @@ impl Kernel for MaxPool<'_> {
                             m = a.max(v, m);
                         }
                     }
-                    let to: &mut [f32; LANES] = (&mut out[ch..ch + LANES])
-                        .try_into()
-                        .unwrap_or_else(|_| unreachable!("ch + LANES <= n"));
-                    a.store(m, to);
+                    a.store(m, lanes_mut(out, ch));
                     ch += LANES;
                 }
                 for (ch, out) in out.iter_mut().enumerate().skip(ch) {
@@ -348,12 +345,6 @@ impl Kernel for MaxPool<'_> {
             }
         }
     }
-}
-
-/// `LANES` values of `from` starting at `at`.
-#[inline(always)]
-fn lanes(from: &[f32], at: usize) -> &[f32; LANES] {
-    from[at..at + LANES].try_into().unwrap_or(&[0.0; LANES])
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! micro-kernel writing each pixel's row where the next block wants it.
 
 use super::gemm::PackedB;
-use super::isa::{Arith, Isa, Kernel, LANES};
+use super::isa::{lanes, lanes_mut, Arith, Isa, Kernel, LANES};
 use super::parallel::{for_each, split};
 use super::pointwise::Pointwise;
 
@@ -138,10 +138,7 @@ impl Kernel for Pool<'_> {
                         let v = a.fma(a.load(lanes(self.input, p + c)), scale, shift);
                         sum = a.add(sum, a.max(v, zero));
                     }
-                    let to: &mut [f32; LANES] = (&mut out[c..c + LANES])
-                        .try_into()
-                        .unwrap_or_else(|_| unreachable!("c + LANES <= channels"));
-                    a.store(a.fma(sum, quarter, zero), to);
+                    a.store(a.fma(sum, quarter, zero), lanes_mut(out, c));
                     c += LANES;
                 }
                 for (c, out) in out.iter_mut().enumerate().take(channels).skip(c) {
@@ -154,10 +151,4 @@ impl Kernel for Pool<'_> {
             }
         }
     }
-}
-
-/// `LANES` values of `from` starting at `at`.
-#[inline(always)]
-fn lanes(from: &[f32], at: usize) -> &[f32; LANES] {
-    from[at..at + LANES].try_into().unwrap_or(&[0.0; LANES])
 }

@@ -19,7 +19,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::gemm::{tile_rows, PackedB, Tile, MR, NR};
-use super::isa::{Arith, LANES};
+use super::isa::{lanes, lanes_mut, Arith, LANES};
 
 /// The transforms of F(M×M, 3×3), tile side `N = M + 2`: one dimension of `Bᵀ`, `Aᵀ` written
 /// out as additions and multiply-adds (the 2-D transforms apply it to columns, then rows), and
@@ -172,21 +172,6 @@ fn filter<T: Transform<N, M>, const N: usize, const M: usize>(g: &[f32]) -> [[f3
 
 /// Tiles transformed and multiplied together.
 const BATCH: usize = 24;
-
-/// `LANES` values of `from` starting at `at`, as a fixed-size array (the caller checked they
-/// exist).
-#[inline(always)]
-fn lanes(from: &[f32], at: usize) -> &[f32; LANES] {
-    from[at..at + LANES].try_into().unwrap_or(&[0.0; LANES])
-}
-
-/// The same, to write.
-#[inline(always)]
-fn lanes_mut(to: &mut [f32], at: usize) -> &mut [f32; LANES] {
-    (&mut to[at..at + LANES])
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("the caller checked the range"))
-}
 
 /// A 3×3 convolution's filters, transformed and packed for F(M×M, 3×3).
 #[derive(Debug, Clone, PartialEq)]
