@@ -621,39 +621,31 @@ fn square_window(spec: &PoolSpec, size: (usize, usize)) -> Option<Window> {
             total - total / 2
         }
     };
-    let (before, after): (TVec<usize>, TVec<usize>) = match &spec.padding {
-        PaddingSpec::Valid => (tvec![0, 0], tvec![0, 0]),
+    // The padding before, the same on both axes; explicit padding also the same after (the
+    // window's count assumes it), `Same…` padding's after is what the output's size implies.
+    let padding = match &spec.padding {
+        PaddingSpec::Valid => 0,
         PaddingSpec::Explicit(b, a) | PaddingSpec::ExplicitOnnxPool(b, a, false) => {
-            (b.clone(), a.clone())
+            let p = *b.first()?;
+            let even = b.len() == 2 && a.len() == 2 && b.iter().chain(a).all(|&x| x == p);
+            even.then_some(p)?
         }
-        PaddingSpec::SameUpper => {
-            let b: TVec<usize> = tvec![same(size.0, true), same(size.1, true)];
-            (b.clone(), b)
-        }
-        PaddingSpec::SameLower => {
-            let b: TVec<usize> = tvec![same(size.0, false), same(size.1, false)];
-            (b.clone(), b)
+        PaddingSpec::SameUpper | PaddingSpec::SameLower => {
+            let upper = spec.padding == PaddingSpec::SameUpper;
+            let (rows, columns) = (same(size.0, upper), same(size.1, upper));
+            (rows == columns).then_some(rows)?
         }
         _ => return None,
     };
-    let padding = *before.first()?;
-    let even = before.len() == 2 && after.len() == 2 && before.iter().all(|&p| p == padding);
-    // Explicit padding after: the same as before (the window's count assumes it).
-    let explicit = matches!(
-        spec.padding,
-        PaddingSpec::Explicit(..) | PaddingSpec::ExplicitOnnxPool(..)
-    );
-    let after_ok = !explicit || after.iter().all(|&p| p == padding);
     let undilated = spec
         .dilations
         .as_deref()
         .is_none_or(|d| d.iter().all(|&x| x == 1));
-    (side == other && even && after_ok && undilated && spec.data_format == DataFormat::NCHW)
-        .then_some(Window {
-            size: side,
-            stride,
-            padding,
-        })
+    (side == other && undilated && spec.data_format == DataFormat::NCHW).then_some(Window {
+        size: side,
+        stride,
+        padding,
+    })
 }
 
 /// The first [`DenseBlocks`] without a stem whose input is a stem (a convolution of the image
